@@ -1,0 +1,5 @@
+import sys
+
+from ifc_sdk.cli import main
+
+sys.exit(main())

@@ -1,0 +1,28 @@
+"""Shared test fixtures: the reference fixture folder and deterministic settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+REFERENCE = SHARED / "reference"
+YTVIS_EVAL = SHARED / "ytvis_eval"
+VIDEOS = SHARED / "videos"
+
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+
+
+def require(path: Path) -> Path:
+    """Skip the calling test when a shared fixture is absent (e.g. a checkout without ../shared)."""
+    if not path.exists():
+        pytest.skip(f"shared fixture {path} not found (expected ../shared beside the repository)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
