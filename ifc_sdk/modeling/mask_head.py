@@ -1,0 +1,76 @@
+"""IFC's mask head: a small FPN over the encoder output, and one dynamic 1x1 convolution per query.
+
+Differs from DETR's MaskHeadSmallConv: the features start from the encoder output (not from the attention
+maps), the lateral adapters are added after NEAREST upsampling, and the masks come from a per-query dynamic
+convolution rather than from concatenated attention maps.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ifc_sdk.modeling.mlp import MLP
+
+
+class DepthwiseSeparableConv2d(nn.Module):
+    """Depthwise k x k conv (+bias) + ReLU, then pointwise 1x1 conv (+bias) + ReLU."""
+
+    def __init__(self, channels: int, out_channels: int, kernel_size: int = 5) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels)
+        self.pointwise = nn.Conv2d(channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.pointwise(F.relu(self.depthwise(x))))
+
+
+class MaskHead(nn.Module):
+    """Produces per-query mask logits at stride 8.
+
+    Args:
+        dim: hidden size of the transformer (= every conv's width here).
+        fpn_dims: channels of the res4 and res3 features.
+        num_groups: GroupNorm groups.
+    """
+
+    def __init__(self, dim: int, fpn_dims: tuple[int, int] = (1024, 512), num_groups: int = 32) -> None:
+        super().__init__()
+        groups = min(num_groups, dim)
+        self.lay1 = nn.Conv2d(dim, dim, 3, padding=1)
+        self.gn1 = nn.GroupNorm(groups, dim)
+        self.lay2 = nn.Conv2d(dim, dim, 3, padding=1)
+        self.gn2 = nn.GroupNorm(groups, dim)
+        self.lay3 = nn.Conv2d(dim, dim, 3, padding=1)
+        self.gn3 = nn.GroupNorm(groups, dim)
+        self.out_lay = DepthwiseSeparableConv2d(dim, dim, 5)
+        self.adapter1 = nn.Conv2d(fpn_dims[0], dim, 1)
+        self.adapter2 = nn.Conv2d(fpn_dims[1], dim, 1)
+        self.convert_to_weight = MLP(dim, dim, dim, 3)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight, a=1)
+                nn.init.constant_(m.bias, 0)
+
+    def pixel_features(self, memory: torch.Tensor, res4: torch.Tensor, res3: torch.Tensor) -> torch.Tensor:
+        """``memory (N, C, H/32, W/32)``, ``res4 (N, C4, H/16, W/16)``, ``res3 (N, C3, H/8, W/8)``
+        -> ``(N, C, H/8, W/8)``."""
+        x = self.gn1(self.lay1(memory))
+        fpn = self.adapter1(res4)
+        x = fpn + F.interpolate(x, size=fpn.shape[-2:], mode="nearest")
+        x = self.gn2(self.lay2(x))
+        fpn = self.adapter2(res3)
+        x = fpn + F.interpolate(x, size=fpn.shape[-2:], mode="nearest")
+        x = F.relu(self.gn3(self.lay3(x)))
+        return self.out_lay(x)
+
+    def forward(self, hs: torch.Tensor, memory: torch.Tensor, res4: torch.Tensor, res3: torch.Tensor
+                ) -> torch.Tensor:
+        """``hs (L, B, Q, C)`` decoder outputs; the rest as in `pixel_features` with N = B*T
+        -> mask logits ``(L, B, Q, T, H/8, W/8)``."""
+        feats = self.pixel_features(memory, res4, res3)  # (B*T, C, H/8, W/8)
+        b = hs.shape[1]
+        feats = feats.reshape(b, -1, *feats.shape[1:])  # (B, T, C, H/8, W/8)
+        weights = self.convert_to_weight(hs)  # (L, B, Q, C)
+        return torch.einsum("lbqc,btchw->lbqthw", weights, feats)
