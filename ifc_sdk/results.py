@@ -31,6 +31,11 @@ def decode_masks(rles: Sequence[RLE]) -> np.ndarray:
     return mask_utils.decode(list(rles)).transpose(2, 0, 1).astype(bool)
 
 
+def empty_rle(size: tuple[int, int]) -> RLE:
+    """The compressed RLE of an all-False mask of ``size`` (height, width)."""
+    return encode_masks(np.zeros((1, *size), dtype=bool))[0]
+
+
 @dataclass
 class Track:
     """One object instance followed through a video.
@@ -39,14 +44,24 @@ class Track:
         id: track index, in order of creation (0-based).
         class_probs: float32 ``(num_classes + 1,)``, softmax probabilities averaged over the windows the track
             appears in; the last entry is the no-object class.
-        masks: one COCO RLE per frame at the result's output size (an empty mask where the track is absent).
+        frame_masks: COCO RLE per frame index, only for frames where the mask is not empty.
+        num_frames: length of the video.
+        size: ``(height, width)`` of the masks.
         categories: class names indexed by 0-based label, or None.
     """
 
     id: int
     class_probs: np.ndarray
-    masks: list[RLE]
+    frame_masks: dict[int, RLE]
+    num_frames: int
+    size: tuple[int, int]
     categories: Sequence[str] | None = None
+
+    @property
+    def masks(self) -> list[RLE]:
+        """One COCO RLE per frame (an empty mask where the track is absent)."""
+        empty = empty_rle(self.size)
+        return [self.frame_masks.get(f, empty) for f in range(self.num_frames)]
 
     @property
     def label(self) -> int:
@@ -71,7 +86,9 @@ class Track:
     @property
     def present(self) -> np.ndarray:
         """bool ``(T,)``: frames in which the track has a non-empty mask."""
-        return self.areas > 0
+        out = np.zeros(self.num_frames, dtype=bool)
+        out[list(self.frame_masks)] = True
+        return out
 
     @property
     def boxes(self) -> np.ndarray:

@@ -32,6 +32,9 @@ class FrozenBatchNorm2d(nn.Module):
         return scale, self.bias - self.running_mean * scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.requires_grad:  # detectron2's inference path; bit-identical to the reference
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
+                                self.eps)
         scale, shift = self.scale_and_shift()
         return x * scale.to(x.dtype).view(1, -1, 1, 1) + shift.to(x.dtype).view(1, -1, 1, 1)
 
@@ -39,7 +42,9 @@ class FrozenBatchNorm2d(nn.Module):
 class ConvNorm(nn.Conv2d):
     """A bias-free convolution followed by its FrozenBatchNorm (detectron2's ``Conv2d(norm=...)``).
 
-    ``fuse()`` folds the normalisation into the convolution for inference; the state dict keeps its layout.
+    ``fuse()`` folds the normalisation into the convolution for inference on accelerators (one kernel instead
+    of two); on the CPU the unfused reference computation is kept for bit-exact outputs. The state dict keeps
+    its layout either way.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -59,7 +64,7 @@ class ConvNorm(nn.Conv2d):
         self.fused_bias = shift
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fused_weight is not None and not torch.is_grad_enabled():
+        if self.fused_weight is not None and x.device.type != "cpu" and not torch.is_grad_enabled():
             return F.conv2d(x, self.fused_weight.to(x.dtype), self.fused_bias.to(x.dtype), self.stride,
                             self.padding, self.dilation, self.groups)
         return self.norm(super().forward(x))

@@ -76,7 +76,7 @@ class IFC(nn.Module):
         """uint8/float ``(N, 3, H, W)`` RGB 0-255 -> float32 normalised, in the channel order of the weights."""
         if self.config.input_format == "BGR":
             frames = frames.flip(1)
-        return (frames.float() - self.pixel_mean) / self.pixel_std
+        return ((frames.float() - self.pixel_mean) / self.pixel_std).contiguous()
 
     def backbone_features(self, images: torch.Tensor) -> Features:
         """``(N, 3, H, W)`` normalised images -> ``{"res2": ..., "res5": ...}`` (see `ResNet.forward`)."""

@@ -1,7 +1,7 @@
 """The IFC transformer: encoder with memory-bus inter-frame communication, and the clip decoder.
 
 Tensors are batch-first ``(N, L, C)`` throughout (the reference is sequence-first); attention runs through
-``F.scaled_dot_product_attention``. Parameter names equal the reference's (``self_attn.in_proj_weight``,
+``F.scaled_dot_product_attention`` on CUDA. Parameter names equal the reference's (``self_attn.in_proj_weight``,
 ``norm1``, ``linear1``, ``memory_bus``, ...), so its checkpoints load unchanged. All layers are post-norm
 (the reference's ``PRE_NORM=False``), so there is no final encoder norm.
 """
@@ -14,7 +14,12 @@ from torch import nn
 
 
 class MultiheadAttention(nn.Module):
-    """Multi-head attention with ``nn.MultiheadAttention``'s parameters, batch-first, on SDPA."""
+    """Multi-head attention with ``nn.MultiheadAttention``'s parameters, batch-first.
+
+    On CUDA it runs ``F.scaled_dot_product_attention`` (fused kernels). Elsewhere it runs the reference's own
+    computation (``F.multi_head_attention_forward``, explicit softmax), which reproduces its fp32 outputs
+    bit for bit on the CPU.
+    """
 
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -32,6 +37,14 @@ class MultiheadAttention(nn.Module):
                 key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``query (N, Lq, C)``, ``key/value (N, Lk, C)``, ``key_padding_mask (N, Lk)`` True = ignore
         -> ``(N, Lq, C)``."""
+        dropout = self.dropout if self.training else 0.0
+        if not query.is_cuda:
+            out, _ = F.multi_head_attention_forward(
+                query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1), query.shape[-1],
+                self.num_heads, self.in_proj_weight, self.in_proj_bias, None, None, False, dropout,
+                self.out_proj.weight, self.out_proj.bias, training=self.training,
+                key_padding_mask=key_padding_mask, need_weights=True)
+            return out.transpose(0, 1)
         n, lq, c = query.shape
         lk = key.shape[1]
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)
@@ -41,8 +54,7 @@ class MultiheadAttention(nn.Module):
         k = F.linear(key, w_k, b_k).view(n, lk, h, c // h).transpose(1, 2)
         v = F.linear(value, w_v, b_v).view(n, lk, h, c // h).transpose(1, 2)
         attn_mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                             dropout_p=self.dropout if self.training else 0.0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
         return self.out_proj(out.transpose(1, 2).reshape(n, lq, c))
 
 

@@ -1,0 +1,230 @@
+"""Windowed video inference: frames in, per-frame instance masks out, streaming.
+
+`VideoSegmenter` pulls frames one window at a time, runs the backbone once per frame (keeping its features
+only while a later window still needs them), runs the transformer and heads per window, tracks instances with
+`ClipTracker` and releases each frame as soon as no later window can change it. Its decisions equal the
+reference's video path; only what a later window can still use is held, so memory does not grow with the
+video's length.
+
+Windows follow the reference: a window of ``window`` frames starts every ``stride`` frames; the window that
+reaches the last frame is shifted back to end there and is the last one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ifc_sdk.errors import ConfigError, VideoError
+from ifc_sdk.inference.preprocess import resize_frames, resized_shape, to_tensor
+from ifc_sdk.inference.tracker import ClipTracker
+from ifc_sdk.modeling.ifc import IFC
+from ifc_sdk.results import RLE, Track, VideoResult, encode_masks
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class FrameInstances:
+    """Final masks of one frame, released while the video is still being processed.
+
+    ``track_ids[i]`` owns ``masks[i]`` (a COCO RLE at the output size). Track class scores are only final at
+    the end of the video: read them from `VideoSegmenter.tracks` then.
+    """
+
+    index: int
+    track_ids: list[int]
+    masks: list[RLE]
+    timestamp: float | None = None
+    image: np.ndarray | None = field(default=None, repr=False)
+
+
+def check_window(window: int, stride: int) -> None:
+    """Validate window/stride before any work starts."""
+    if not isinstance(window, int) or window <= 0:
+        raise ConfigError(f"window must be a positive number of frames, got {window!r}")
+    if not isinstance(stride, int) or stride <= 0:
+        raise ConfigError(f"stride must be a positive number of frames, got {stride!r}")
+    if stride > window:
+        raise ConfigError(f"stride ({stride}) must not exceed window ({window}): frames would be skipped")
+
+
+class VideoSegmenter:
+    """Streaming IFC inference over a sequence of RGB frames.
+
+    Args:
+        model: an `IFC` (its device is used).
+        window: frames per window (the reference's ``SAMPLING_FRAME_NUM``).
+        stride: frames between window starts (``CLIP_STRIDE``).
+        size: short side frames are resized to (long side <= ``max_size``); None keeps them as they are.
+        output_size: ``(height, width)`` of the masks; None = the frames' size.
+        precision: "fp32", "bf16" or "fp16" (autocast; tracking always runs in fp32).
+        keep_images: attach each input frame to its `FrameInstances` (e.g. to draw an overlay).
+    """
+
+    def __init__(self, model: IFC, *, window: int, stride: int = 1, size: int | None = 360,
+                 max_size: int = 1333, output_size: tuple[int, int] | None = None, precision: str = "fp32",
+                 keep_images: bool = False) -> None:
+        check_window(window, stride)
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        if size is not None and size <= 0:
+            raise ConfigError(f"size must be a positive short side in pixels or None, got {size!r}")
+        self.model = model
+        self.window, self.stride = window, stride
+        self.size, self.max_size = size, max_size
+        self.output_size = None if output_size is None else (int(output_size[0]), int(output_size[1]))
+        self.precision = precision
+        self.keep_images = keep_images
+        self.tracker = ClipTracker(window)
+        self.num_frames = 0
+        self.input_size: tuple[int, int] | None = None
+
+    @property
+    def tracks(self):
+        """Track states (class probabilities final after the last frame)."""
+        return self.tracker.tracks
+
+    def _autocast(self):
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.model.device.type, dtype=dtype)
+
+    def _backbone(self, frames: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        x = to_tensor(np.stack(frames), self.model.device)  # (n, 3, H, W) uint8
+        if self.size is not None:
+            h, w = x.shape[-2:]
+            x = resize_frames(x, resized_shape(h, w, self.size, self.max_size))
+        with self._autocast():
+            feats = self.model.backbone_features(self.model.normalize(x))
+        return {k: feats[k] for k in ("res3", "res4", "res5")}
+
+    def _emit(self, upto: int | None, frames: dict[int, tuple[np.ndarray, float | None]]
+              ) -> Iterator[FrameInstances]:
+        released = {f: (ids, logits) for f, ids, logits in self.tracker.pop_frames(upto)}
+        last = self.num_frames if upto is None else upto
+        for f in sorted(i for i in frames if i < last):
+            image, timestamp = frames.pop(f)
+            ids, logits = released.get(f, ([], None))
+            masks: list[RLE] = []
+            if logits is not None:
+                up = F.interpolate(logits[None], size=self.output_size, mode="bilinear", align_corners=False)[0]
+                on = (up > 0).numpy()  # (n, H0, W0)
+                masks = encode_masks(on)
+                keep = [i for i, m in enumerate(on) if m.any()]
+                ids, masks = [ids[i] for i in keep], [masks[i] for i in keep]
+            yield FrameInstances(f, ids, masks, timestamp, image if self.keep_images else None)
+
+    @torch.inference_mode()
+    def run(self, frames: Iterable[np.ndarray | tuple[np.ndarray, float | None]]) -> Iterator[FrameInstances]:
+        """Segment a stream of uint8 ``(H, W, 3)`` RGB frames (or ``(frame, timestamp)`` pairs); yields every
+        frame's final instances in frame order as soon as no later window can change them."""
+        self.model.backbone.fuse_frozen_bn()
+        source = iter(frames)
+        buffered: dict[int, tuple[np.ndarray, float | None]] = {}  # decoded frames not yet released
+        features: dict[int, dict[str, torch.Tensor]] = {}  # per-frame backbone features still needed
+        exhausted = False
+
+        def fill(count: int) -> None:
+            nonlocal exhausted
+            while not exhausted and self.num_frames < count:
+                item = next(source, None)
+                if item is None:
+                    exhausted = True
+                    break
+                image, timestamp = item if isinstance(item, tuple) else (item, None)
+                self._check_frame(image)
+                buffered[self.num_frames] = (image, timestamp)
+                self.num_frames += 1
+
+        def compute_features(clip: list[int]) -> None:
+            # The backbone runs on chunks of up to `window` frames ahead. A batch of one frame is avoided
+            # (unless the video has one frame): oneDNN picks another convolution algorithm for it, and the
+            # reference, which runs all frames at once, would differ in the last float bits.
+            while missing := [f for f in clip if f not in features]:
+                first = missing[0]
+                fill(first + self.window + 2)
+                stop = min(first + self.window, self.num_frames)
+                if self.num_frames - stop == 1:
+                    stop += 1
+                chunk = list(range(first, stop))
+                feats = self._backbone([buffered[f][0] for f in chunk])
+                for j, f in enumerate(chunk):
+                    features[f] = {k: v[j] for k, v in feats.items()}
+                    if not self.keep_images:
+                        buffered[f] = (None, buffered[f][1])
+
+        start = 0
+        while True:
+            fill(start + self.window + 1)  # one frame beyond the window tells whether this window is the last
+            if self.num_frames == 0:
+                raise VideoError(None, "the video has no frames")
+            end = start + self.window
+            last = end >= self.num_frames
+            if last:
+                start, end = max(0, self.num_frames - self.window), self.num_frames
+            clip = list(range(start, end))
+            compute_features(clip)
+            stacked = {k: torch.stack([features[f][k] for f in clip]) for k in ("res3", "res4", "res5")}
+            with self._autocast():
+                out = self.model.forward_clips(stacked["res3"], stacked["res4"], stacked["res5"], len(clip),
+                                               aux=False)
+            self.tracker.add_clip(clip, out["pred_masks"][0], out["pred_logits"][0])
+            if last:
+                yield from self._emit(None, buffered)
+                return
+            # Frames <= start are final: later windows, the shifted last one included, start after them.
+            for f in [f for f in features if f <= start]:
+                del features[f]
+            yield from self._emit(start + 1, buffered)
+            start += self.stride
+
+    def _check_frame(self, image: np.ndarray) -> None:
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            desc = f"{type(image).__name__} {getattr(image, 'shape', '')} {getattr(image, 'dtype', '')}"
+            raise ConfigError(f"frames must be uint8 (H, W, 3) RGB arrays, got {desc}")
+        if self.input_size is None:
+            self.input_size = image.shape[:2]
+            if self.output_size is None:
+                self.output_size = self.input_size
+        elif image.shape[:2] != self.input_size:
+            raise ConfigError(f"all frames must have one size: frame {self.num_frames} is {image.shape[:2]}, "
+                              f"the first was {self.input_size}")
+
+
+def collect(segmenter: VideoSegmenter, stream: Iterable[FrameInstances], *, source: str | None = None,
+            fps: float | None = None) -> VideoResult:
+    """Drain a `VideoSegmenter.run` stream into a `VideoResult` (sparse per-track RLEs)."""
+    per_track: dict[int, dict[int, RLE]] = {}
+    timestamps: list[float | None] = []
+    for frame in stream:
+        timestamps.append(frame.timestamp)
+        for track_id, rle in zip(frame.track_ids, frame.masks):
+            per_track.setdefault(track_id, {})[frame.index] = rle
+    categories = segmenter.model.config.categories
+    size = segmenter.output_size
+    tracks = [Track(t.id, t.class_probs, per_track.get(t.id, {}), segmenter.num_frames, size, categories)
+              for t in segmenter.tracks]
+    has_ts = all(t is not None for t in timestamps) and timestamps
+    return VideoResult(tracks=tracks, num_frames=segmenter.num_frames, size=size, source=source, fps=fps,
+                       timestamps=list(timestamps) if has_ts else None, categories=categories)
+
+
+def segment_frames(model: IFC, frames: np.ndarray | torch.Tensor, *, window: int, stride: int = 1,
+                   size: int | None = 360, max_size: int = 1333, output_size: tuple[int, int] | None = None,
+                   precision: str = "fp32") -> VideoResult:
+    """Segment frames held in memory; see `IFC.segment_frames`."""
+    if isinstance(frames, torch.Tensor):
+        frames = frames.cpu().numpy()
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ConfigError(f"frames must be uint8 (T, H, W, 3) RGB, got {frames.dtype} {frames.shape}")
+    segmenter = VideoSegmenter(model, window=window, stride=stride, size=size, max_size=max_size,
+                               output_size=output_size, precision=precision)
+    return collect(segmenter, segmenter.run(iter(frames)))
