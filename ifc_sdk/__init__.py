@@ -1,0 +1,47 @@
+"""ifc_sdk: video instance segmentation and tracking with IFC (Inter-Frame Communication Transformers).
+
+    >>> import ifc_sdk
+    >>> model = ifc_sdk.load_model("r50")
+    >>> result = ifc_sdk.segment_video("clip.mp4", model)
+"""
+
+from ifc_sdk.api import VideoStream, load_model, segment_video
+from ifc_sdk.checkpoint import convert_checkpoint, save_pretrained
+from ifc_sdk.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    EvaluationError,
+    IFCError,
+    VideoError,
+    WeightsError,
+)
+from ifc_sdk.inference.predictor import FrameInstances
+from ifc_sdk.modeling import IFC, IFCConfig, build_ifc, ifc_r50, ifc_r101
+from ifc_sdk.results import Prediction, Track, VideoResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "IFC",
+    "CheckpointError",
+    "ConfigError",
+    "DatasetError",
+    "EvaluationError",
+    "FrameInstances",
+    "IFCConfig",
+    "IFCError",
+    "Prediction",
+    "Track",
+    "VideoError",
+    "VideoResult",
+    "VideoStream",
+    "WeightsError",
+    "build_ifc",
+    "convert_checkpoint",
+    "ifc_r50",
+    "ifc_r101",
+    "load_model",
+    "save_pretrained",
+    "segment_video",
+]
