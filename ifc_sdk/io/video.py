@@ -46,7 +46,7 @@ class CorruptVideoWarning(UserWarning):
     """Some frames of a video were decoded from corrupt data (FFmpeg concealed the errors)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Frame:
     """One decoded frame.
 
