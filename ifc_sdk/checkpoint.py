@@ -86,6 +86,10 @@ def _count_indexed(state_dict: dict, prefix: str) -> int:
 def infer_config(state_dict: dict[str, torch.Tensor], base: IFCConfig, path: str | os.PathLike | None = None
                  ) -> IFCConfig:
     """Read every size of the architecture from an SDK-keyed state dict; the rest comes from ``base``."""
+    required = ("query_embed.weight", "transformer.memory_bus", "backbone.stem.conv1.weight")
+    if not all(k in state_dict for k in required):
+        raise CheckpointError(path, f"not an IFC checkpoint: none of {list(required)} found; "
+                                    f"its keys start with {list(state_dict)[:5]}")
     try:
         blocks = tuple(_count_indexed(state_dict, f"backbone.res{i}.") for i in range(2, 6))
         depth = next((d for d, b in DEPTH_TO_BLOCKS.items() if b == blocks), None)
