@@ -146,7 +146,7 @@ class ClipTracker:
         out = []
         for f in ready:
             sums = self._frames.pop(f)
-            ids = list(sums.logits)
+            ids = sorted(sums.logits)
             mean = torch.stack([sums.logits[t] / sums.counts[t] for t in ids]) if ids else None
             out.append((f, ids, mean))
         return out

@@ -9,14 +9,7 @@ import torch
 from ifc_sdk.errors import ConfigError
 from ifc_sdk.inference.predictor import VideoSegmenter
 from ifc_sdk.inference.tracker import ClipTracker
-from ifc_sdk.modeling import build_ifc, preset_config
-
-
-def tiny_model(**kw):
-    torch.manual_seed(0)
-    cfg = preset_config("demo", hidden_dim=32, dim_feedforward=32, num_queries=6, stem_channels=8,
-                        res2_channels=16, bottleneck_channels=4, mask_groups=4, **kw)
-    return build_ifc(cfg).eval()
+from tiny import tiny_model
 
 
 def clip_windows(length: int, window: int, stride: int) -> list[list[int]]:
