@@ -1,8 +1,8 @@
 """ifc_sdk: video instance segmentation and tracking with IFC (Inter-Frame Communication Transformers).
 
-    >>> import ifc_sdk
-    >>> model = ifc_sdk.load_model("r50")
-    >>> result = ifc_sdk.segment_video("clip.mp4", model)
+>>> import ifc_sdk
+>>> model = ifc_sdk.load_model("r50")
+>>> result = ifc_sdk.segment_video("clip.mp4", model)
 """
 
 from ifc_sdk.api import VideoStream, load_model, segment_video
@@ -19,6 +19,7 @@ from ifc_sdk.errors import (
 from ifc_sdk.inference.predictor import FrameInstances
 from ifc_sdk.modeling import IFC, IFCConfig, build_ifc, ifc_r50, ifc_r101
 from ifc_sdk.results import Prediction, Track, VideoResult
+from ifc_sdk.weights import list_models
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,7 @@ __all__ = [
     "convert_checkpoint",
     "ifc_r50",
     "ifc_r101",
+    "list_models",
     "load_model",
     "save_pretrained",
     "segment_video",

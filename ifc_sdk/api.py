@@ -33,8 +33,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return device
 
 
-def load_model(source: str | os.PathLike | IFC, *, preset: str | None = None,
-               device: str | torch.device | None = None, trusted: bool = False, **overrides) -> IFC:
+def load_model(
+    source: str | os.PathLike | IFC,
+    *,
+    preset: str | None = None,
+    device: str | torch.device | None = None,
+    trusted: bool = False,
+    **overrides,
+) -> IFC:
     """Load an IFC model in eval mode on ``device`` (default: CUDA if available, else CPU).
 
     Args:
@@ -101,10 +107,19 @@ def _load_for_inference(model: str | IFC, device) -> IFC:
     return load_model(model, device=device)
 
 
-def segment_video(source: str | os.PathLike, model: str | IFC = "r50", *, window: int | None = None,
-                  stride: int = 1, size: int | None = 360, output_size: tuple[int, int] | None = None,
-                  device: str | torch.device | None = None, precision: str = "fp32", progress: bool = True,
-                  stream: bool = False) -> VideoResult | VideoStream:
+def segment_video(
+    source: str | os.PathLike,
+    model: str | IFC = "r50",
+    *,
+    window: int | None = None,
+    stride: int = 1,
+    size: int | None = 360,
+    output_size: tuple[int, int] | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    progress: bool = True,
+    stream: bool = False,
+) -> VideoResult | VideoStream:
     """Segment and track every object instance in a video file or a folder of frames.
 
     Frames are decoded in a background thread and pulled one window at a time; memory does not grow with the
@@ -132,15 +147,26 @@ def segment_video(source: str | os.PathLike, model: str | IFC = "r50", *, window
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     model = _load_for_inference(model, device)
-    reader = open_video(source)
-    segmenter = VideoSegmenter(model, window=window, stride=stride, size=size, output_size=output_size,
-                               precision=precision)
+    reader = open_video(source, prefetch=max(16, 2 * window))
+    segmenter = VideoSegmenter(
+        model,
+        window=window,
+        stride=stride,
+        size=size,
+        output_size=output_size,
+        precision=precision,
+        source=str(reader.path),
+    )
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=reader.num_frames_hint or None, unit="frame", desc=Path(reader.path).name,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=reader.num_frames_hint or None,
+            unit="frame",
+            desc=Path(reader.path).name,
+            dynamic_ncols=True,
+        )
     frames = segmenter.run((frame.image, frame.timestamp) for frame in reader)
     video = VideoStream(segmenter, frames, reader, bar)
     if stream:

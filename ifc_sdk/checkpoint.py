@@ -39,7 +39,7 @@ def reference_key_to_sdk(key: str) -> str | None:
         return None
     for old, new in _REFERENCE_PREFIXES:
         if key.startswith(old):
-            return new + key[len(old):]
+            return new + key[len(old) :]
     return key
 
 
@@ -66,11 +66,15 @@ def read_pth(path: str | os.PathLike, *, trusted: bool = False) -> dict[str, tor
         obj = torch.load(path, map_location="cpu", weights_only=not trusted)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
-            path, "refused to unpickle: the file holds objects other than tensors and plain containers "
+            path,
+            "refused to unpickle: the file holds objects other than tensors and plain containers "
             f"({str(exc).splitlines()[0]}). Only if you trust its origin, load it with trusted=True "
-            "(or --trusted on the CLI).") from exc
+            "(or --trusted on the CLI).",
+        ) from exc
     except Exception as exc:  # zip/pickle corruption surfaces as several exception types
-        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(
+            path, f"not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
     state = obj.get("model", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(path, "expected a dict {'model': state_dict, ...} or a state dict of tensors")
@@ -83,19 +87,26 @@ def _count_indexed(state_dict: dict, prefix: str) -> int:
     return max(indices) + 1 if indices else 0
 
 
-def infer_config(state_dict: dict[str, torch.Tensor], base: IFCConfig, path: str | os.PathLike | None = None
-                 ) -> IFCConfig:
+def infer_config(
+    state_dict: dict[str, torch.Tensor], base: IFCConfig, path: str | os.PathLike | None = None
+) -> IFCConfig:
     """Read every size of the architecture from an SDK-keyed state dict; the rest comes from ``base``."""
     required = ("query_embed.weight", "transformer.memory_bus", "backbone.stem.conv1.weight")
     if not all(k in state_dict for k in required):
-        raise CheckpointError(path, f"not an IFC checkpoint: none of {list(required)} found; "
-                                    f"its keys start with {list(state_dict)[:5]}")
+        raise CheckpointError(
+            path,
+            f"not an IFC checkpoint: none of {list(required)} found; "
+            f"its keys start with {list(state_dict)[:5]}",
+        )
     try:
         blocks = tuple(_count_indexed(state_dict, f"backbone.res{i}.") for i in range(2, 6))
         depth = next((d for d, b in DEPTH_TO_BLOCKS.items() if b == blocks), None)
         if depth is None:
-            raise CheckpointError(path, f"ResNet blocks per stage {blocks} match no supported depth "
-                                        f"({ {d: b for d, b in DEPTH_TO_BLOCKS.items()} })")
+            raise CheckpointError(
+                path,
+                f"ResNet blocks per stage {blocks} match no supported depth "
+                f"({ {d: b for d, b in DEPTH_TO_BLOCKS.items()} })",
+            )
         num_class_layers = _count_indexed(state_dict, "class_embed.layers.")
         bottleneck = state_dict["backbone.res2.0.conv1.weight"].shape[0]
         return base.replace(
@@ -111,8 +122,10 @@ def infer_config(state_dict: dict[str, torch.Tensor], base: IFCConfig, path: str
             res2_channels=state_dict["backbone.res2.0.conv3.weight"].shape[0],
             bottleneck_channels=bottleneck,
             num_groups=bottleneck // state_dict["backbone.res2.0.conv2.weight"].shape[1],
-            categories=base.categories if base.num_classes == state_dict[
-                f"class_embed.layers.{num_class_layers - 1}.weight"].shape[0] - 1 else None,
+            categories=base.categories
+            if base.num_classes
+            == state_dict[f"class_embed.layers.{num_class_layers - 1}.weight"].shape[0] - 1
+            else None,
         )
     except KeyError as exc:
         raise CheckpointError(path, f"not an IFC checkpoint: missing key {exc.args[0]!r}") from exc
@@ -125,14 +138,18 @@ def check_finite(state_dict: dict[str, torch.Tensor], path: str | os.PathLike | 
         raise CheckpointError(path, f"{len(bad)} tensor(s) hold NaN or infinite values, e.g. {bad[:5]}")
 
 
-def load_state_dict_strict(model: IFC, state_dict: dict[str, torch.Tensor],
-                           path: str | os.PathLike | None = None) -> None:
+def load_state_dict_strict(
+    model: IFC, state_dict: dict[str, torch.Tensor], path: str | os.PathLike | None = None
+) -> None:
     """Load weights requiring exactly the model's keys and shapes; errors list the first differences."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
-    wrong = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
-             for k, v in expected.items() if k in state_dict and state_dict[k].shape != v.shape]
+    wrong = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -145,8 +162,9 @@ def load_state_dict_strict(model: IFC, state_dict: dict[str, torch.Tensor],
     model.load_state_dict(state_dict, strict=True)
 
 
-def model_from_state_dict(state_dict: dict[str, torch.Tensor], config: IFCConfig,
-                          path: str | os.PathLike | None = None) -> IFC:
+def model_from_state_dict(
+    state_dict: dict[str, torch.Tensor], config: IFCConfig, path: str | os.PathLike | None = None
+) -> IFC:
     """Build the model of ``config`` and load ``state_dict`` (SDK keys) strictly; the model is in eval mode."""
     check_finite(state_dict, path)
     model = build_ifc(config)
@@ -154,8 +172,9 @@ def model_from_state_dict(state_dict: dict[str, torch.Tensor], config: IFCConfig
     return model.eval()
 
 
-def load_reference_checkpoint(path: str | os.PathLike, *, preset: str | None = None, trusted: bool = False,
-                              **overrides) -> IFC:
+def load_reference_checkpoint(
+    path: str | os.PathLike, *, preset: str | None = None, trusted: bool = False, **overrides
+) -> IFC:
     """Load a reference detectron2 ``.pth``. ``preset`` ("r50"/"r101") defaults to the one of the depth
     found in the weights; ``overrides`` set further config fields (e.g. ``categories``)."""
     state = convert_reference_state_dict(read_pth(path, trusted=trusted))
@@ -200,7 +219,9 @@ def load_pretrained(path: str | os.PathLike, **overrides) -> IFC:
         weights = path
     for f in (weights, config_file):
         if not f.is_file():
-            raise CheckpointError(f, f"missing: an ifc_sdk model folder holds {WEIGHTS_NAME} and {CONFIG_NAME}")
+            raise CheckpointError(
+                f, f"missing: an ifc_sdk model folder holds {WEIGHTS_NAME} and {CONFIG_NAME}"
+            )
     try:
         config = IFCConfig.from_dict({**json.loads(config_file.read_text()), **overrides})
     except json.JSONDecodeError as exc:
@@ -214,15 +235,22 @@ def load_pretrained(path: str | os.PathLike, **overrides) -> IFC:
     return model_from_state_dict(state, config, weights)
 
 
-def convert_checkpoint(pth: str | os.PathLike, out_dir: str | os.PathLike, *, preset: str | None = None,
-                       trusted: bool = False, **overrides) -> Path:
+def convert_checkpoint(
+    pth: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    preset: str | None = None,
+    trusted: bool = False,
+    **overrides,
+) -> Path:
     """Convert a reference ``.pth`` into this SDK's safetensors folder; returns the folder."""
     model = load_reference_checkpoint(pth, preset=preset, trusted=trusted, **overrides)
     return save_pretrained(model, out_dir)
 
 
-def load_checkpoint(path: str | os.PathLike, *, preset: str | None = None, trusted: bool = False,
-                    **overrides) -> IFC:
+def load_checkpoint(
+    path: str | os.PathLike, *, preset: str | None = None, trusted: bool = False, **overrides
+) -> IFC:
     """Load a local checkpoint of either format, chosen by what ``path`` is."""
     path = Path(path)
     if not path.exists():

@@ -37,8 +37,11 @@ def model(name: str, dropout: float = 0.1):
 def rgb_frames(name: str) -> np.ndarray:
     """The fixture video as uint8 (L, H, W, 3) RGB: the R101 fixtures store BGR, the SDK API takes RGB."""
     frames = tensors(f"{name}_input.safetensors")["frames"].permute(0, 2, 3, 1).numpy()
-    return np.ascontiguousarray(frames[..., ::-1]) if meta()["models"][name]["config"]["INPUT.FORMAT"] == "BGR" \
+    return (
+        np.ascontiguousarray(frames[..., ::-1])
+        if meta()["models"][name]["config"]["INPUT.FORMAT"] == "BGR"
         else frames
+    )
 
 
 def video_runs() -> list[tuple[str, str]]:

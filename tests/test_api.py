@@ -38,9 +38,15 @@ def test_segment_video_file_matches_reference(tmp_path, name, run):
     spec = info["video_runs"][run]
     ref = tensors(spec["file"])
     path = write_lossless(rgb_frames(name), tmp_path / "fixture.mkv")
-    result = ifc_sdk.segment_video(path, model(name), window=spec["window_T"], stride=spec["clip_stride"],
-                                   size=None, output_size=(info["video"]["height"], info["video"]["width"]),
-                                   progress=False)
+    result = ifc_sdk.segment_video(
+        path,
+        model(name),
+        window=spec["window_T"],
+        stride=spec["clip_stride"],
+        size=None,
+        output_size=(info["video"]["height"], info["video"]["width"]),
+        progress=False,
+    )
     preds = result.predictions()
     assert [p.label for p in preds] == ref["pred_labels"].tolist()
     np.testing.assert_allclose([p.score for p in preds], ref["pred_scores"].numpy(), rtol=1e-5, atol=1e-6)
@@ -58,24 +64,30 @@ def test_segment_video_equals_segment_frames_on_real_clip():
     assert result.num_frames == 120 and result.size == (144, 176)
     assert abs(result.fps - 29.97) < 0.01
     assert [t.frame_masks for t in result.tracks] == [t.frame_masks for t in expected.tracks]
-    np.testing.assert_array_equal([t.class_probs for t in result.tracks], [t.class_probs for t in expected.tracks])
+    np.testing.assert_array_equal(
+        [t.class_probs for t in result.tracks], [t.class_probs for t in expected.tracks]
+    )
 
 
 def test_stream_yields_every_frame_in_order(tmp_path):
     frames = np.random.default_rng(0).integers(0, 255, (7, 40, 56, 3), dtype=np.uint8)
     path = write_lossless(frames, tmp_path / "v.mkv")
-    stream = ifc_sdk.segment_video(path, tiny_model(), window=3, stride=1, size=None, progress=False,
-                                   stream=True)
+    stream = ifc_sdk.segment_video(
+        path, tiny_model(), window=3, stride=1, size=None, progress=False, stream=True
+    )
     indices = [f.index for f in stream]
     assert indices == list(range(7))
     assert stream.finished and len(stream.tracks) >= 0
 
 
-@pytest.mark.parametrize(("kwargs", "error"), [
-    ({"window": 0}, ConfigError),
-    ({"window": 2, "stride": 3}, ConfigError),
-    ({"window": 3, "precision": "int8"}, ConfigError),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"window": 0}, ConfigError),
+        ({"window": 2, "stride": 3}, ConfigError),
+        ({"window": 3, "precision": "int8"}, ConfigError),
+    ],
+)
 def test_argument_errors_before_decoding(tmp_path, kwargs, error):
     with pytest.raises(error):
         ifc_sdk.segment_video(tmp_path / "does-not-exist.mp4", tiny_model(), progress=False, **kwargs)
@@ -94,9 +106,27 @@ def test_cli_segment_writes_results_and_overlay(tmp_path, capsys):
     frames = np.random.default_rng(1).integers(0, 255, (6, 48, 64, 3), dtype=np.uint8)
     video = write_lossless(frames, tmp_path / "clip.mkv")
     model_dir = save_pretrained(tiny_model(), tmp_path / "model")
-    code = main(["segment", str(video), str(tmp_path / "missing.mp4"), "--model", str(model_dir), "--window", "3",
-                 "--size", "0", "--out", str(tmp_path / "out"), "--format", "ytvis", "--format", "coco",
-                 "--overlay", "--quiet"])
+    code = main(
+        [
+            "segment",
+            str(video),
+            str(tmp_path / "missing.mp4"),
+            "--model",
+            str(model_dir),
+            "--window",
+            "3",
+            "--size",
+            "0",
+            "--out",
+            str(tmp_path / "out"),
+            "--format",
+            "ytvis",
+            "--format",
+            "coco",
+            "--overlay",
+            "--quiet",
+        ]
+    )
     assert code == 1  # one of the two sources is missing
     out = tmp_path / "out" / "clip"
     assert json.loads((out / "results.json").read_text()) is not None
@@ -142,8 +172,9 @@ def test_peak_memory_flat_in_video_length(tmp_path):
     peaks = {}
     for n in (500, 10_000):
         video = encode_long(tmp_path / f"long{n}.mp4", n)
-        out = subprocess.run([sys.executable, "-c", probe, str(video)], capture_output=True, text=True,
-                             check=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", probe, str(video)], capture_output=True, text=True, check=True
+        ).stdout.split()
         assert int(out[0]) == n
         peaks[n] = int(out[1])
     assert peaks[10_000] <= 1.2 * peaks[500], peaks
@@ -151,3 +182,59 @@ def test_peak_memory_flat_in_video_length(tmp_path):
 
 def test_errors_are_ifc_errors():
     assert issubclass(VideoError, IFCError) and issubclass(ConfigError, ValueError)
+
+
+def _make_videos():
+    sys.path.insert(0, str(Path(__file__).parent / "io"))
+    import make_videos
+
+    return make_videos
+
+
+ODD_VIDEOS = {  # name -> (writer kwargs, expected frames, displayed (height, width))
+    "odd_444.mp4": (dict(size=(177, 333), pix_fmt="yuv444p", num_frames=3), 3, (177, 333)),
+    "ten_bit.mkv": (dict(codec="ffv1", pix_fmt="yuv420p10le", num_frames=3), 3, (48, 64)),
+    "gray.mkv": (dict(codec="ffv1", pix_fmt="gray", num_frames=2), 2, (48, 64)),
+    "rotated.mp4": (dict(rotation=90, num_frames=3), 3, (64, 48)),
+    "one_frame.mp4": (dict(num_frames=1), 1, (48, 64)),
+    "part2.avi": (dict(codec="mpeg4", num_frames=4), 4, (48, 64)),
+    "vfr.mkv": (dict(codec="ffv1", pts_ms=[0, 40, 130, 135], num_frames=4), 4, (48, 64)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_VIDEOS))
+def test_odd_videos_segment_in_displayed_orientation(tmp_path, name):
+    kwargs, frames, size = ODD_VIDEOS[name]
+    path = _make_videos().write_video(tmp_path / name, **kwargs)
+    result = ifc_sdk.segment_video(path, tiny_model(), window=3, size=None, progress=False)
+    assert result.num_frames == frames and result.size == size
+    for track in result.tracks:
+        assert track.mask_array().shape == (frames, *size)
+    if name == "vfr.mkv":
+        np.testing.assert_allclose(result.timestamps, [0, 0.04, 0.13, 0.135])
+
+
+@pytest.mark.parametrize("kind", ["zero_byte", "text", "audio_only", "empty_dir"])
+def test_broken_inputs_raise_naming_the_file_and_write_nothing(tmp_path, kind):
+    from ifc_sdk.checkpoint import save_pretrained
+    from ifc_sdk.cli import main
+
+    path = tmp_path / ("clip.mp4" if kind != "empty_dir" else "frames")
+    if kind == "zero_byte":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("this is not a video\n")
+    elif kind == "audio_only":
+        _make_videos().write_audio_only(path)
+    else:
+        path.mkdir()
+    with pytest.raises(VideoError) as info:
+        ifc_sdk.segment_video(path, tiny_model(), window=3, progress=False)
+    assert path.name in str(info.value)
+    model_dir = save_pretrained(tiny_model(), tmp_path / "model")
+    out = tmp_path / "out"
+    assert (
+        main(["segment", str(path), "--model", str(model_dir), "--out", str(out), "--quiet", "--overlay"])
+        == 1
+    )
+    assert not any(out.rglob("*")) if out.exists() else True

@@ -30,17 +30,23 @@ def schema_state_dict(schema_name: str) -> dict[str, torch.Tensor]:
     state = {}
     for entry in schema["keys"]:
         shape = entry["shape"]
-        value = torch.rand(shape, generator=g) + 0.5 if entry["key"].endswith("running_var") else \
-            torch.randn(shape, generator=g) * 0.02
+        value = (
+            torch.rand(shape, generator=g) + 0.5
+            if entry["key"].endswith("running_var")
+            else torch.randn(shape, generator=g) * 0.02
+        )
         state[entry["key"]] = value
     assert len(state) == schema["num_keys"]
     return state
 
 
-@pytest.mark.parametrize(("schema", "preset", "depth"), [
-    ("schema_full_r50_base_ytvis.json", "r50", 50),
-    ("schema_full_r101_ytvis.json", "r101", 101),
-])
+@pytest.mark.parametrize(
+    ("schema", "preset", "depth"),
+    [
+        ("schema_full_r50_base_ytvis.json", "r50", 50),
+        ("schema_full_r101_ytvis.json", "r101", 101),
+    ],
+)
 def test_full_size_schema_converts_and_loads_strictly(tmp_path, schema, preset, depth):
     ref_state = schema_state_dict(schema)
     pth = tmp_path / "model_final.pth"
@@ -49,7 +55,12 @@ def test_full_size_schema_converts_and_loads_strictly(tmp_path, schema, preset, 
     loaded = load_pretrained(out)
     cfg = loaded.config
     assert (cfg.depth, cfg.hidden_dim, cfg.num_queries, cfg.num_classes, cfg.dim_feedforward) == (
-        depth, 256, 100, 40, 2048)
+        depth,
+        256,
+        100,
+        40,
+        2048,
+    )
     assert cfg == preset_config(preset)  # the released sizes are the preset's defaults
     sdk = convert_reference_state_dict(ref_state)
     for key, value in loaded.state_dict().items():

@@ -14,26 +14,40 @@ DEFAULT_FORMATS = ("ytvis",)
 
 def add_inference_arguments(parser: argparse.ArgumentParser, *, default_model: str = "r50") -> None:
     """Options shared by the commands that run a model over videos."""
-    parser.add_argument("--model", default=default_model,
-                        help="manifest name, hf://owner/repo, .pth, .safetensors or model folder "
-                             f"(default: {default_model})")
+    parser.add_argument(
+        "--model",
+        default=default_model,
+        help=f"manifest name, hf://owner/repo, .pth, .safetensors or model folder (default: {default_model})",
+    )
     parser.add_argument("--window", type=int, default=None, help="frames per window (default: 5)")
     parser.add_argument("--stride", type=int, default=1, help="frames between window starts (default: 1)")
-    parser.add_argument("--size", type=int, default=360,
-                        help="short side frames are resized to; 0 keeps the source size (default: 360)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=360,
+        help="short side frames are resized to; 0 keeps the source size (default: 360)",
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("segment", help="segment and track the instances in videos",
-                              description="Segment and track every object instance in each video (a video file "
-                                          "or a folder of frames) and write the results to OUT/<name>/.")
+    p = subparsers.add_parser(
+        "segment",
+        help="segment and track the instances in videos",
+        description="Segment and track every object instance in each video (a video file "
+        "or a folder of frames) and write the results to OUT/<name>/.",
+    )
     p.add_argument("sources", nargs="+", metavar="VIDEO_OR_DIR")
     add_inference_arguments(p)
     p.add_argument("--out", type=Path, default=Path("ifc_output"), help="output folder (default: ifc_output)")
-    p.add_argument("--format", dest="formats", action="append", choices=("ytvis", "coco", "mots", "png"),
-                   help="result format, repeatable (default: ytvis)")
+    p.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        choices=("ytvis", "coco", "mots", "png"),
+        help="result format, repeatable (default: ytvis)",
+    )
     p.add_argument("--overlay", action="store_true", help="also write an overlay video (overlay.mp4)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -46,8 +60,15 @@ def segment_one(source: str, model, args, out_dir: Path) -> dict[str, Path]:
     from ifc_sdk.io.overlay import write_overlay
     from ifc_sdk.io.video import open_video
 
-    result = segment_video(source, model, window=args.window, stride=args.stride, size=args.size or None,
-                           precision=args.precision, progress=not args.quiet)
+    result = segment_video(
+        source,
+        model,
+        window=args.window,
+        stride=args.stride,
+        size=args.size or None,
+        precision=args.precision,
+        progress=not args.quiet,
+    )
     written = export(result, out_dir, args.formats or DEFAULT_FORMATS)
     if args.overlay:
         with open_video(source) as reader:
@@ -74,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         for kind, path in written.items():
             print(f"{source}: {kind} -> {path}")
     done = len(args.sources) - failures
-    print(f"{done}/{len(args.sources)} video(s) segmented in {time.perf_counter() - start:.1f} s; "
-          f"results under {args.out}")
+    print(
+        f"{done}/{len(args.sources)} video(s) segmented in {time.perf_counter() - start:.1f} s; "
+        f"results under {args.out}"
+    )
     return 1 if failures else 0

@@ -65,11 +65,22 @@ class VideoSegmenter:
         output_size: ``(height, width)`` of the masks; None = the frames' size.
         precision: "fp32", "bf16" or "fp16" (autocast; tracking always runs in fp32).
         keep_images: attach each input frame to its `FrameInstances` (e.g. to draw an overlay).
+        source: the video's name, for error messages.
     """
 
-    def __init__(self, model: IFC, *, window: int, stride: int = 1, size: int | None = 360,
-                 max_size: int = 1333, output_size: tuple[int, int] | None = None, precision: str = "fp32",
-                 keep_images: bool = False) -> None:
+    def __init__(
+        self,
+        model: IFC,
+        *,
+        window: int,
+        stride: int = 1,
+        size: int | None = 360,
+        max_size: int = 1333,
+        output_size: tuple[int, int] | None = None,
+        precision: str = "fp32",
+        keep_images: bool = False,
+        source: str | None = None,
+    ) -> None:
         check_window(window, stride)
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
@@ -81,6 +92,7 @@ class VideoSegmenter:
         self.output_size = None if output_size is None else (int(output_size[0]), int(output_size[1]))
         self.precision = precision
         self.keep_images = keep_images
+        self.source = source
         self.tracker = ClipTracker(window)
         self.num_frames = 0
         self.input_size: tuple[int, int] | None = None
@@ -105,8 +117,9 @@ class VideoSegmenter:
             feats = self.model.backbone_features(self.model.normalize(x))
         return {k: feats[k] for k in ("res3", "res4", "res5")}
 
-    def _emit(self, upto: int | None, frames: dict[int, tuple[np.ndarray, float | None]]
-              ) -> Iterator[FrameInstances]:
+    def _emit(
+        self, upto: int | None, frames: dict[int, tuple[np.ndarray, float | None]]
+    ) -> Iterator[FrameInstances]:
         released = {f: (ids, logits) for f, ids, logits in self.tracker.pop_frames(upto)}
         last = self.num_frames if upto is None else upto
         for f in sorted(i for i in frames if i < last):
@@ -114,7 +127,9 @@ class VideoSegmenter:
             ids, logits = released.get(f, ([], None))
             masks: list[RLE] = []
             if logits is not None:
-                up = F.interpolate(logits[None], size=self.output_size, mode="bilinear", align_corners=False)[0]
+                up = F.interpolate(logits[None], size=self.output_size, mode="bilinear", align_corners=False)[
+                    0
+                ]
                 on = (up > 0).numpy()  # (n, H0, W0)
                 masks = encode_masks(on)
                 keep = [i for i, m in enumerate(on) if m.any()]
@@ -164,7 +179,7 @@ class VideoSegmenter:
         while True:
             fill(start + self.window + 1)  # one frame beyond the window tells whether this window is the last
             if self.num_frames == 0:
-                raise VideoError(None, "the video has no frames")
+                raise VideoError(self.source, "expected at least one video frame, found none")
             end = start + self.window
             last = end >= self.num_frames
             if last:
@@ -173,8 +188,9 @@ class VideoSegmenter:
             compute_features(clip)
             stacked = {k: torch.stack([features[f][k] for f in clip]) for k in ("res3", "res4", "res5")}
             with self._autocast():
-                out = self.model.forward_clips(stacked["res3"], stacked["res4"], stacked["res5"], len(clip),
-                                               aux=False)
+                out = self.model.forward_clips(
+                    stacked["res3"], stacked["res4"], stacked["res5"], len(clip), aux=False
+                )
             self.tracker.add_clip(clip, out["pred_masks"][0], out["pred_logits"][0])
             if last:
                 yield from self._emit(None, buffered)
@@ -186,7 +202,12 @@ class VideoSegmenter:
             start += self.stride
 
     def _check_frame(self, image: np.ndarray) -> None:
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        if (
+            not isinstance(image, np.ndarray)
+            or image.ndim != 3
+            or image.shape[2] != 3
+            or image.dtype != np.uint8
+        ):
             desc = f"{type(image).__name__} {getattr(image, 'shape', '')} {getattr(image, 'dtype', '')}"
             raise ConfigError(f"frames must be uint8 (H, W, 3) RGB arrays, got {desc}")
         if self.input_size is None:
@@ -194,12 +215,19 @@ class VideoSegmenter:
             if self.output_size is None:
                 self.output_size = self.input_size
         elif image.shape[:2] != self.input_size:
-            raise ConfigError(f"all frames must have one size: frame {self.num_frames} is {image.shape[:2]}, "
-                              f"the first was {self.input_size}")
+            raise ConfigError(
+                f"all frames must have one size: frame {self.num_frames} is {image.shape[:2]}, "
+                f"the first was {self.input_size}"
+            )
 
 
-def collect(segmenter: VideoSegmenter, stream: Iterable[FrameInstances], *, source: str | None = None,
-            fps: float | None = None) -> VideoResult:
+def collect(
+    segmenter: VideoSegmenter,
+    stream: Iterable[FrameInstances],
+    *,
+    source: str | None = None,
+    fps: float | None = None,
+) -> VideoResult:
     """Drain a `VideoSegmenter.run` stream into a `VideoResult` (sparse per-track RLEs)."""
     per_track: dict[int, dict[int, RLE]] = {}
     timestamps: list[float | None] = []
@@ -209,22 +237,46 @@ def collect(segmenter: VideoSegmenter, stream: Iterable[FrameInstances], *, sour
             per_track.setdefault(track_id, {})[frame.index] = rle
     categories = segmenter.model.config.categories
     size = segmenter.output_size
-    tracks = [Track(t.id, t.class_probs, per_track.get(t.id, {}), segmenter.num_frames, size, categories)
-              for t in segmenter.tracks]
+    tracks = [
+        Track(t.id, t.class_probs, per_track.get(t.id, {}), segmenter.num_frames, size, categories)
+        for t in segmenter.tracks
+    ]
     has_ts = all(t is not None for t in timestamps) and timestamps
-    return VideoResult(tracks=tracks, num_frames=segmenter.num_frames, size=size, source=source, fps=fps,
-                       timestamps=list(timestamps) if has_ts else None, categories=categories)
+    return VideoResult(
+        tracks=tracks,
+        num_frames=segmenter.num_frames,
+        size=size,
+        source=source,
+        fps=fps,
+        timestamps=list(timestamps) if has_ts else None,
+        categories=categories,
+    )
 
 
-def segment_frames(model: IFC, frames: np.ndarray | torch.Tensor, *, window: int, stride: int = 1,
-                   size: int | None = 360, max_size: int = 1333, output_size: tuple[int, int] | None = None,
-                   precision: str = "fp32") -> VideoResult:
+def segment_frames(
+    model: IFC,
+    frames: np.ndarray | torch.Tensor,
+    *,
+    window: int,
+    stride: int = 1,
+    size: int | None = 360,
+    max_size: int = 1333,
+    output_size: tuple[int, int] | None = None,
+    precision: str = "fp32",
+) -> VideoResult:
     """Segment frames held in memory; see `IFC.segment_frames`."""
     if isinstance(frames, torch.Tensor):
         frames = frames.cpu().numpy()
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ConfigError(f"frames must be uint8 (T, H, W, 3) RGB, got {frames.dtype} {frames.shape}")
-    segmenter = VideoSegmenter(model, window=window, stride=stride, size=size, max_size=max_size,
-                               output_size=output_size, precision=precision)
+    segmenter = VideoSegmenter(
+        model,
+        window=window,
+        stride=stride,
+        size=size,
+        max_size=max_size,
+        output_size=output_size,
+        precision=precision,
+    )
     return collect(segmenter, segmenter.run(iter(frames)))

@@ -40,7 +40,9 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return frames
     if frames.device.type == "cpu":
         hwc = frames.permute(0, 2, 3, 1).numpy()
-        out = np.stack([np.asarray(Image.fromarray(f).resize((size[1], size[0]), Image.BILINEAR)) for f in hwc])
+        out = np.stack(
+            [np.asarray(Image.fromarray(f).resize((size[1], size[0]), Image.BILINEAR)) for f in hwc]
+        )
         return torch.from_numpy(out).permute(0, 3, 1, 2)
     out = F.interpolate(frames.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
     return out.round_().clamp_(0, 255).to(torch.uint8)

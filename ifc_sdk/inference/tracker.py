@@ -108,7 +108,7 @@ class ClipTracker:
 
     def _match(self, frames: list[int], probs: torch.Tensor) -> list[int | None]:
         n = probs.shape[0]
-        compared = list(self._history)[-len(frames):] if self._history else []
+        compared = list(self._history)[-len(frames) :] if self._history else []
         candidates = sorted({t for clip in compared for t in clip.track_ids})
         if n == 0 or not candidates:
             return [None] * n

@@ -33,8 +33,9 @@ class FrozenBatchNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not x.requires_grad:  # detectron2's inference path; bit-identical to the reference
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
-                                self.eps)
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
         scale, shift = self.scale_and_shift()
         return x * scale.to(x.dtype).view(1, -1, 1, 1) + shift.to(x.dtype).view(1, -1, 1, 1)
 
@@ -47,10 +48,26 @@ class ConvNorm(nn.Conv2d):
     its layout either way.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, dilation: int = 1, groups: int = 1) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups, bias=False)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        groups: int = 1,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=False,
+        )
         self.norm = FrozenBatchNorm2d(out_channels)
         # Folded (weight, bias) for inference; non-persistent buffers so `.to(device)` moves them.
         self.register_buffer("fused_weight", None, persistent=False)
@@ -65,8 +82,15 @@ class ConvNorm(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fused_weight is not None and x.device.type != "cpu" and not torch.is_grad_enabled():
-            return F.conv2d(x, self.fused_weight.to(x.dtype), self.fused_bias.to(x.dtype), self.stride,
-                            self.padding, self.dilation, self.groups)
+            return F.conv2d(
+                x,
+                self.fused_weight.to(x.dtype),
+                self.fused_bias.to(x.dtype),
+                self.stride,
+                self.padding,
+                self.dilation,
+                self.groups,
+            )
         return self.norm(super().forward(x))
 
 
@@ -85,8 +109,17 @@ class BasicStem(nn.Module):
 class BottleneckBlock(nn.Module):
     """1x1 -> 3x3 -> 1x1 bottleneck with a projection shortcut when the shape changes."""
 
-    def __init__(self, in_channels: int, out_channels: int, bottleneck_channels: int, *, stride: int = 1,
-                 num_groups: int = 1, stride_in_1x1: bool = False, dilation: int = 1) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        bottleneck_channels: int,
+        *,
+        stride: int = 1,
+        num_groups: int = 1,
+        stride_in_1x1: bool = False,
+        dilation: int = 1,
+    ) -> None:
         super().__init__()
         if in_channels != out_channels:
             self.shortcut = ConvNorm(in_channels, out_channels, 1, stride=stride)
@@ -94,8 +127,15 @@ class BottleneckBlock(nn.Module):
             self.shortcut = None
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = ConvNorm(in_channels, bottleneck_channels, 1, stride=stride_1x1)
-        self.conv2 = ConvNorm(bottleneck_channels, bottleneck_channels, 3, stride=stride_3x3,
-                              padding=dilation, dilation=dilation, groups=num_groups)
+        self.conv2 = ConvNorm(
+            bottleneck_channels,
+            bottleneck_channels,
+            3,
+            stride=stride_3x3,
+            padding=dilation,
+            dilation=dilation,
+            groups=num_groups,
+        )
         self.conv3 = ConvNorm(bottleneck_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,9 +158,17 @@ class ResNet(nn.Module):
         res5_dilation: 1 or 2 (2 keeps res5 at stride 16).
     """
 
-    def __init__(self, depth: int = 50, *, stem_channels: int = 64, res2_channels: int = 256,
-                 bottleneck_channels: int = 64, num_groups: int = 1, stride_in_1x1: bool = False,
-                 res5_dilation: int = 1) -> None:
+    def __init__(
+        self,
+        depth: int = 50,
+        *,
+        stem_channels: int = 64,
+        res2_channels: int = 256,
+        bottleneck_channels: int = 64,
+        num_groups: int = 1,
+        stride_in_1x1: bool = False,
+        res5_dilation: int = 1,
+    ) -> None:
         super().__init__()
         if depth not in DEPTH_TO_BLOCKS:
             raise ValueError(f"ResNet depth must be one of {sorted(DEPTH_TO_BLOCKS)}, got {depth}")
@@ -133,9 +181,17 @@ class ResNet(nn.Module):
             first_stride = 1 if i == 0 or dilation == 2 else 2
             blocks = []
             for b in range(num_blocks):
-                blocks.append(BottleneckBlock(in_ch, out_ch, mid_ch, stride=first_stride if b == 0 else 1,
-                                              num_groups=num_groups, stride_in_1x1=stride_in_1x1,
-                                              dilation=dilation))
+                blocks.append(
+                    BottleneckBlock(
+                        in_ch,
+                        out_ch,
+                        mid_ch,
+                        stride=first_stride if b == 0 else 1,
+                        num_groups=num_groups,
+                        stride_in_1x1=stride_in_1x1,
+                        dilation=dilation,
+                    )
+                )
                 in_ch = out_ch
             self.add_module(name, nn.Sequential(*blocks))
             self.out_channels[name] = out_ch

@@ -11,7 +11,6 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ifc_sdk.modeling.backbone import ResNet
@@ -25,8 +24,12 @@ Features = dict[str, torch.Tensor]
 LEVEL_STRIDES = {"res2": 4, "res3": 8, "res4": 16, "res5": 32}
 
 
-def level_masks(image_sizes: Sequence[tuple[int, int]], padded_size: tuple[int, int], level: str,
-                device: torch.device | str = "cpu") -> torch.Tensor:
+def level_masks(
+    image_sizes: Sequence[tuple[int, int]],
+    padded_size: tuple[int, int],
+    level: str,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """Padding mask of one feature level: bool ``(N, ceil(Hp/s), ceil(Wp/s))``, True where row >= ceil(h/s)
     or column >= ceil(w/s) for each image's unpadded size (h, w)."""
     s = LEVEL_STRIDES[level]
@@ -49,8 +52,16 @@ class IFC(nn.Module):
         config: the configuration the parts were built from (saved with the weights).
     """
 
-    def __init__(self, backbone: ResNet, transformer: IFCTransformer, mask_head: MaskHead, *, num_classes: int,
-                 num_queries: int, config: IFCConfig) -> None:
+    def __init__(
+        self,
+        backbone: ResNet,
+        transformer: IFCTransformer,
+        mask_head: MaskHead,
+        *,
+        num_classes: int,
+        num_queries: int,
+        config: IFCConfig,
+    ) -> None:
         super().__init__()
         dim = transformer.memory_bus.shape[1]
         self.config = config
@@ -82,8 +93,15 @@ class IFC(nn.Module):
         """``(N, 3, H, W)`` normalised images -> ``{"res2": ..., "res5": ...}`` (see `ResNet.forward`)."""
         return self.backbone(images)
 
-    def forward_clips(self, res3: torch.Tensor, res4: torch.Tensor, res5: torch.Tensor, num_frames: int,
-                      masks: dict[str, torch.Tensor] | None = None, aux: bool = True) -> dict:
+    def forward_clips(
+        self,
+        res3: torch.Tensor,
+        res4: torch.Tensor,
+        res5: torch.Tensor,
+        num_frames: int,
+        masks: dict[str, torch.Tensor] | None = None,
+        aux: bool = True,
+    ) -> dict:
         """Transformer and heads on clips whose backbone features are given.
 
         Args:
@@ -103,14 +121,16 @@ class IFC(nn.Module):
             mask5_for_pos = mask5
         pos = self.position_encoding(mask5_for_pos).to(res5.dtype)
         src = self.input_proj(res5)
-        hs, memory = self.transformer(src, pos, self.query_embed.weight, num_frames, mask5,
-                                      return_intermediate=aux)  # (L, B, Q, C), (B*T, C, h32, w32)
+        hs, memory = self.transformer(
+            src, pos, self.query_embed.weight, num_frames, mask5, return_intermediate=aux
+        )  # (L, B, Q, C), (B*T, C, h32, w32)
         logits = self.class_embed(hs)  # (L, B, Q, K+1)
         pred_masks = self.mask_head(hs, memory, res4, res3)  # (L, B, Q, T, h8, w8)
         out = {"pred_logits": logits[-1], "pred_masks": pred_masks[-1]}
         if aux:
-            out["aux_outputs"] = [{"pred_logits": lg, "pred_masks": pm}
-                                  for lg, pm in zip(logits[:-1], pred_masks[:-1])]
+            out["aux_outputs"] = [
+                {"pred_logits": lg, "pred_masks": pm} for lg, pm in zip(logits[:-1], pred_masks[:-1])
+            ]
         return out
 
     def forward(self, images: torch.Tensor, image_sizes: Sequence[tuple[int, int]] | None = None) -> dict:
@@ -130,9 +150,17 @@ class IFC(nn.Module):
             masks = {"res5": level_masks(sizes, images.shape[-2:], "res5", images.device)}
         return self.forward_clips(feats["res3"], feats["res4"], feats["res5"], t, masks, aux=True)
 
-    def segment_frames(self, frames, *, window: int, stride: int = 1, size: int | None = 360,
-                       output_size: tuple[int, int] | None = None, max_size: int = 1333,
-                       precision: str = "fp32"):
+    def segment_frames(
+        self,
+        frames,
+        *,
+        window: int,
+        stride: int = 1,
+        size: int | None = 360,
+        output_size: tuple[int, int] | None = None,
+        max_size: int = 1333,
+        precision: str = "fp32",
+    ):
         """Segment and track the instances of frames held in memory.
 
         Args:
@@ -148,5 +176,13 @@ class IFC(nn.Module):
         """
         from ifc_sdk.inference.predictor import segment_frames
 
-        return segment_frames(self, frames, window=window, stride=stride, size=size, output_size=output_size,
-                              max_size=max_size, precision=precision)
+        return segment_frames(
+            self,
+            frames,
+            window=window,
+            stride=stride,
+            size=size,
+            output_size=output_size,
+            max_size=max_size,
+            precision=precision,
+        )

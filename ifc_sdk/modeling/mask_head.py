@@ -65,8 +65,9 @@ class MaskHead(nn.Module):
         x = F.relu(self.gn3(self.lay3(x)))
         return self.out_lay(x)
 
-    def forward(self, hs: torch.Tensor, memory: torch.Tensor, res4: torch.Tensor, res3: torch.Tensor
-                ) -> torch.Tensor:
+    def forward(
+        self, hs: torch.Tensor, memory: torch.Tensor, res4: torch.Tensor, res3: torch.Tensor
+    ) -> torch.Tensor:
         """``hs (L, B, Q, C)`` decoder outputs; the rest as in `pixel_features` with N = B*T
         -> mask logits ``(L, B, Q, T, H/8, W/8)``."""
         feats = self.pixel_features(memory, res4, res3)  # (B*T, C, H/8, W/8)

@@ -15,8 +15,13 @@ class PositionEmbeddingSine(nn.Module):
     to [0, 2*pi]. Output channels are the y part followed by the x part, as in DETR.
     """
 
-    def __init__(self, num_pos_feats: int = 128, temperature: float = 10000.0, scale: float = 2 * math.pi,
-                 eps: float = 1e-6) -> None:
+    def __init__(
+        self,
+        num_pos_feats: int = 128,
+        temperature: float = 10000.0,
+        scale: float = 2 * math.pi,
+        eps: float = 1e-6,
+    ) -> None:
         super().__init__()
         self.num_pos_feats = num_pos_feats
         self.temperature = temperature

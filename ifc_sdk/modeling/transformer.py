@@ -33,17 +33,35 @@ class MultiheadAttention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``query (N, Lq, C)``, ``key/value (N, Lk, C)``, ``key_padding_mask (N, Lk)`` True = ignore
         -> ``(N, Lq, C)``."""
         dropout = self.dropout if self.training else 0.0
         if not query.is_cuda:
             out, _ = F.multi_head_attention_forward(
-                query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1), query.shape[-1],
-                self.num_heads, self.in_proj_weight, self.in_proj_bias, None, None, False, dropout,
-                self.out_proj.weight, self.out_proj.bias, training=self.training,
-                key_padding_mask=key_padding_mask, need_weights=True)
+                query.transpose(0, 1),
+                key.transpose(0, 1),
+                value.transpose(0, 1),
+                query.shape[-1],
+                self.num_heads,
+                self.in_proj_weight,
+                self.in_proj_bias,
+                None,
+                None,
+                False,
+                dropout,
+                self.out_proj.weight,
+                self.out_proj.bias,
+                training=self.training,
+                key_padding_mask=key_padding_mask,
+                need_weights=True,
+            )
             return out.transpose(0, 1)
         n, lq, c = query.shape
         lk = key.shape[1]
@@ -74,8 +92,9 @@ class EncoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, src: torch.Tensor, pos: torch.Tensor | None = None,
-                key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, src: torch.Tensor, pos: torch.Tensor | None = None, key_padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``src (N, L, C)`` -> ``(N, L, C)``."""
         q = k = _with_pos(src, pos)
         src = self.norm1(src + self.dropout(self.self_attn(q, k, src, key_padding_mask)))
@@ -97,8 +116,14 @@ class DecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor, query_pos: torch.Tensor,
-                memory_key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        pos: torch.Tensor,
+        query_pos: torch.Tensor,
+        memory_key_padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``tgt (N, Q, C)``, ``memory/pos (N, L, C)``, ``query_pos (N, Q, C)`` -> ``(N, Q, C)``."""
         q = k = tgt + query_pos
         tgt = self.norm1(tgt + self.dropout(self.self_attn(q, k, tgt)))
@@ -116,17 +141,26 @@ class IFCEncoder(nn.Module):
     ``bus_layers[i]`` (no positions, no mask).
     """
 
-    def __init__(self, dim: int, num_heads: int, dim_feedforward: int, num_layers: int,
-                 dropout: float = 0.1) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, dim_feedforward: int, num_layers: int, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         self.enc_layers = nn.ModuleList(
-            EncoderLayer(dim, num_heads, dim_feedforward, dropout) for _ in range(num_layers))
+            EncoderLayer(dim, num_heads, dim_feedforward, dropout) for _ in range(num_layers)
+        )
         self.bus_layers = nn.ModuleList(
-            EncoderLayer(dim, num_heads, dim_feedforward, dropout) for _ in range(num_layers))
+            EncoderLayer(dim, num_heads, dim_feedforward, dropout) for _ in range(num_layers)
+        )
 
-    def forward(self, src: torch.Tensor, bus: torch.Tensor, pos: torch.Tensor, bus_pos: torch.Tensor,
-                num_frames: int, key_padding_mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        src: torch.Tensor,
+        bus: torch.Tensor,
+        pos: torch.Tensor,
+        bus_pos: torch.Tensor,
+        num_frames: int,
+        key_padding_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``src/pos (B*T, HW, C)``, ``bus/bus_pos (B*T, M, C)``, mask ``(B*T, HW)`` -> (src, bus), same shapes."""
         bt, hw, c = src.shape
         m = bus.shape[1]
@@ -137,7 +171,9 @@ class IFCEncoder(nn.Module):
         for enc_layer, bus_layer in zip(self.enc_layers, self.bus_layers):
             x = enc_layer(torch.cat([src, bus], dim=1), pos, key_padding_mask)
             src, bus = x[:, :hw], x[:, hw:]
-            bus = bus.reshape(b, num_frames, m, c).transpose(1, 2).reshape(b * m, num_frames, c)  # (B*M, T, C)
+            bus = (
+                bus.reshape(b, num_frames, m, c).transpose(1, 2).reshape(b * m, num_frames, c)
+            )  # (B*M, T, C)
             bus = bus_layer(bus)
             bus = bus.reshape(b, m, num_frames, c).transpose(1, 2).reshape(bt, m, c)  # (B*T, M, C)
         return src, bus
@@ -146,16 +182,23 @@ class IFCEncoder(nn.Module):
 class ClipDecoder(nn.Module):
     """DETR decoder over the whole clip; returns every layer's output after the final LayerNorm."""
 
-    def __init__(self, dim: int, num_heads: int, dim_feedforward: int, num_layers: int,
-                 dropout: float = 0.1) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, dim_feedforward: int, num_layers: int, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            DecoderLayer(dim, num_heads, dim_feedforward, dropout) for _ in range(num_layers))
+            DecoderLayer(dim, num_heads, dim_feedforward, dropout) for _ in range(num_layers)
+        )
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, memory: torch.Tensor, pos: torch.Tensor, query_pos: torch.Tensor,
-                memory_key_padding_mask: torch.Tensor | None = None, return_intermediate: bool = True
-                ) -> torch.Tensor:
+    def forward(
+        self,
+        memory: torch.Tensor,
+        pos: torch.Tensor,
+        query_pos: torch.Tensor,
+        memory_key_padding_mask: torch.Tensor | None = None,
+        return_intermediate: bool = True,
+    ) -> torch.Tensor:
         """``memory/pos (B, L, C)``, ``query_pos (B, Q, C)`` -> ``(num_layers or 1, B, Q, C)``."""
         out = torch.zeros_like(query_pos)
         intermediate = []
@@ -169,8 +212,16 @@ class ClipDecoder(nn.Module):
 class IFCTransformer(nn.Module):
     """Encoder + decoder of IFC with ``num_memory_bus`` learned bus tokens and their positions."""
 
-    def __init__(self, dim: int = 256, num_heads: int = 8, dim_feedforward: int = 2048, num_enc_layers: int = 3,
-                 num_dec_layers: int = 3, num_memory_bus: int = 8, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        dim: int = 256,
+        num_heads: int = 8,
+        dim_feedforward: int = 2048,
+        num_enc_layers: int = 3,
+        num_dec_layers: int = 3,
+        num_memory_bus: int = 8,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         self.memory_bus = nn.Parameter(torch.randn(num_memory_bus, dim))
         self.memory_pos = nn.Parameter(torch.randn(num_memory_bus, dim))
@@ -180,9 +231,15 @@ class IFCTransformer(nn.Module):
             if p.dim() > 1 and "memory" not in name:
                 nn.init.xavier_uniform_(p)
 
-    def forward(self, src: torch.Tensor, pos: torch.Tensor, query_embed: torch.Tensor, num_frames: int,
-                mask: torch.Tensor | None = None, return_intermediate: bool = True
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        src: torch.Tensor,
+        pos: torch.Tensor,
+        query_embed: torch.Tensor,
+        num_frames: int,
+        mask: torch.Tensor | None = None,
+        return_intermediate: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run one batch of clips.
 
         Args:

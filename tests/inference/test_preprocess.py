@@ -30,12 +30,15 @@ def test_resize_matches_reference(case):
     assert int((out.int() - expected.int()).abs().max()) <= 1
 
 
-@pytest.mark.parametrize(("hw", "short", "max_size", "expected"), [
-    ((720, 1280), 360, 1333, (360, 640)),
-    ((1280, 720), 360, 1333, (640, 360)),
-    ((100, 1000), 360, 1333, (133, 1333)),
-    ((233, 351), 360, 400, (266, 400)),
-])
+@pytest.mark.parametrize(
+    ("hw", "short", "max_size", "expected"),
+    [
+        ((720, 1280), 360, 1333, (360, 640)),
+        ((1280, 720), 360, 1333, (640, 360)),
+        ((100, 1000), 360, 1333, (133, 1333)),
+        ((233, 351), 360, 400, (266, 400)),
+    ],
+)
 def test_resized_shape(hw, short, max_size, expected):
     assert resized_shape(*hw, short, max_size) == expected
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny import tiny_model
 
 from ifc_sdk.errors import ConfigError
 from ifc_sdk.inference.predictor import VideoSegmenter
 from ifc_sdk.inference.tracker import ClipTracker
-from tiny import tiny_model
 
 
 def clip_windows(length: int, window: int, stride: int) -> list[list[int]]:
@@ -23,13 +23,16 @@ def clip_windows(length: int, window: int, stride: int) -> list[list[int]]:
     return seen
 
 
-@pytest.mark.parametrize(("length", "window", "stride", "expected"), [
-    (10, 4, 2, [[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7], [6, 7, 8, 9]]),
-    (10, 4, 4, [[0, 1, 2, 3], [4, 5, 6, 7], [6, 7, 8, 9]]),
-    (5, 10, 1, [[0, 1, 2, 3, 4]]),
-    (1, 3, 1, [[0]]),
-    (4, 3, 1, [[0, 1, 2], [1, 2, 3]]),
-])
+@pytest.mark.parametrize(
+    ("length", "window", "stride", "expected"),
+    [
+        (10, 4, 2, [[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7], [6, 7, 8, 9]]),
+        (10, 4, 4, [[0, 1, 2, 3], [4, 5, 6, 7], [6, 7, 8, 9]]),
+        (5, 10, 1, [[0, 1, 2, 3, 4]]),
+        (1, 3, 1, [[0]]),
+        (4, 3, 1, [[0, 1, 2], [1, 2, 3]]),
+    ],
+)
 def test_windows_follow_reference_schedule(length, window, stride, expected):
     assert clip_windows(length, window, stride) == expected
 
@@ -89,4 +92,6 @@ def test_output_size_and_bgr_conversion():
     # a BGR model given RGB frames must equal an RGB model with the same weights given BGR frames
     rgb_model = tiny_model()
     swapped = rgb_model.segment_frames(np.ascontiguousarray(frames[..., ::-1]), window=2, size=None)
-    np.testing.assert_array_equal([t.class_probs for t in direct.tracks], [t.class_probs for t in swapped.tracks])
+    np.testing.assert_array_equal(
+        [t.class_probs for t in direct.tracks], [t.class_probs for t in swapped.tracks]
+    )

@@ -14,12 +14,18 @@ def test_segment_frames_matches_reference(name, run):
     ref = tensors(spec["file"])
     height, width = info["video"]["height"], info["video"]["width"]
 
-    result = model(name).segment_frames(rgb_frames(name), window=spec["window_T"], stride=spec["clip_stride"],
-                                        size=None, output_size=(height, width))
+    result = model(name).segment_frames(
+        rgb_frames(name),
+        window=spec["window_T"],
+        stride=spec["clip_stride"],
+        size=None,
+        output_size=(height, width),
+    )
 
     assert len(result.tracks) == spec["num_tracks"]
-    np.testing.assert_allclose(np.stack([t.class_probs for t in result.tracks]), ref["track_cls"].numpy(),
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        np.stack([t.class_probs for t in result.tracks]), ref["track_cls"].numpy(), rtol=1e-5, atol=1e-7
+    )
     preds = result.predictions(multi_class=True, threshold=0.01)
     assert len(preds) == spec["num_outputs"]
     assert [p["label"] for p in preds] == ref["pred_labels"].tolist()
@@ -44,4 +50,6 @@ def test_streaming_equals_in_memory():
     seg = VideoSegmenter(m, window=4, stride=2, size=None)
     streamed = collect(seg, seg.run(f for f in frames))
     assert [t.frame_masks for t in streamed.tracks] == [t.frame_masks for t in full.tracks]
-    np.testing.assert_array_equal([t.class_probs for t in streamed.tracks], [t.class_probs for t in full.tracks])
+    np.testing.assert_array_equal(
+        [t.class_probs for t in streamed.tracks], [t.class_probs for t in full.tracks]
+    )

@@ -40,7 +40,9 @@ def test_training_forward_with_padding_matches_reference(name):
     h, w = max(v.shape[-2] for v in videos), max(v.shape[-1] for v in videos)
     x = torch.zeros(2, 3, 3, h, w)
     for i, v in enumerate(videos):  # fixture frames are in network order; normalize() takes RGB
-        x[i, :, :, : v.shape[-2], : v.shape[-1]] = m.normalize(v.flip(1) if m.config.input_format == "BGR" else v)
+        x[i, :, :, : v.shape[-2], : v.shape[-1]] = m.normalize(
+            v.flip(1) if m.config.input_format == "BGR" else v
+        )
     out = m(x, [tuple(v.shape[-2:]) for v in videos])
     m.eval()
     assert rel_err(out["pred_logits"].detach(), ref["out.pred_logits"]) < 1e-4
