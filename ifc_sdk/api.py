@@ -13,7 +13,25 @@ from ifc_sdk.inference.predictor import PRECISIONS, FrameInstances, VideoSegment
 from ifc_sdk.modeling.ifc import IFC
 from ifc_sdk.results import VideoResult
 
-DEFAULT_WINDOW = 5
+DEFAULT_INFERENCE = {"window": 5, "stride": 1, "size": 360}
+
+
+def inference_defaults(model_source) -> dict[str, int]:
+    """``{"window", "stride", "size"}`` recommended for a model: the manifest entry's settings for a manifest
+    name, otherwise (a path, ``hf://``, a loaded model) window 5, stride 1, size 360 (the paper's R50 setting)."""
+    out = dict(DEFAULT_INFERENCE)
+    if isinstance(model_source, str) and "://" not in model_source and not Path(model_source).exists():
+        from ifc_sdk.errors import WeightsError
+        from ifc_sdk.weights import get_model_entry
+
+        try:
+            entry = get_model_entry(model_source)
+        except WeightsError:
+            return out
+        out["window"] = int(entry.inference.get("window", out["window"]))
+        out["stride"] = int(entry.inference.get("stride", out["stride"]))
+        out["size"] = int(entry.inference.get("size", entry.input.get("min_size_test", out["size"])))
+    return out
 
 
 def default_device() -> torch.device:
@@ -142,7 +160,7 @@ def segment_video(
     """
     from ifc_sdk.io.video import open_video
 
-    window = DEFAULT_WINDOW if window is None else window
+    window = DEFAULT_INFERENCE["window"] if window is None else window
     check_window(window, stride)
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")

@@ -28,15 +28,6 @@ def register(subparsers) -> None:
     p.add_argument("--data", type=Path, required=True, help="dataset folder (or an annotation JSON)")
     p.add_argument("--split", default=None, help="split name, e.g. valid (default: DIR/annotations.json)")
     add_inference_arguments(p)
-    # None = the model's recommended setting (manifest), see `inference_defaults`.
-    p.set_defaults(stride=None, size=None)
-    path_defaults = {"window": 5, "stride": 1, "size": 360}
-    for action in p._actions:
-        if action.dest in path_defaults:
-            action.help = (
-                f"{action.help.split(' (default')[0]} (default: the manifest model's recommended "
-                f"setting; {path_defaults[action.dest]} for a model path)"
-            )
     p.add_argument(
         "--out",
         type=Path,

@@ -31,6 +31,15 @@ def add_inference_arguments(parser: argparse.ArgumentParser, *, default_model: s
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
 
 
+def resolve_inference_arguments(args: argparse.Namespace) -> None:
+    """Fill --window/--stride/--size left unset with the model's recommended settings."""
+    from ifc_sdk.api import inference_defaults
+
+    for key, value in inference_defaults(args.model).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "segment",
@@ -80,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     from ifc_sdk.api import load_model
     from ifc_sdk.inference.predictor import check_window
 
-    check_window(args.window or 5, args.stride)
+    resolve_inference_arguments(args)
+    check_window(args.window, args.stride)
     model = load_model(args.model, device=args.device)
     failures = 0
     start = time.perf_counter()

@@ -43,34 +43,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ifc_sdk.api import inference_defaults
 from ifc_sdk.data.ytvis import VideoRecord, YTVISDataset
-from ifc_sdk.errors import ConfigError, DatasetError, IFCError, WeightsError
+from ifc_sdk.errors import ConfigError, DatasetError, IFCError
 from ifc_sdk.io.atomic import atomic_path, atomic_write_text
 from ifc_sdk.io.export import save_ytvis_json, to_ytvis_results
 from ifc_sdk.modeling.ifc import IFC
 
-__all__ = ["inference_defaults", "predict_dataset", "resolve_split"]
+__all__ = ["predict_dataset", "resolve_split"]
 
-DEFAULT_INFERENCE = {"window": 5, "stride": 1, "size": 360}
 PREFETCH = 4  # frames decoded ahead of the model (one background thread)
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(hours=12)  # ranks wait for the slowest shard at the barrier
-
-
-def inference_defaults(model_source) -> dict[str, int]:
-    """``{"window", "stride", "size"}`` recommended for a model: the manifest entry's settings for a manifest
-    name, otherwise (a path, ``hf://``, a loaded model) window 5, stride 1, size 360."""
-    out = dict(DEFAULT_INFERENCE)
-    if isinstance(model_source, str) and "://" not in model_source and not Path(model_source).exists():
-        from ifc_sdk.weights import get_model_entry
-
-        try:
-            entry = get_model_entry(model_source)
-        except WeightsError:
-            return out
-        out["window"] = int(entry.inference.get("window", out["window"]))
-        out["stride"] = int(entry.inference.get("stride", out["stride"]))
-        out["size"] = int(entry.inference.get("size", entry.input.get("min_size_test", out["size"])))
-    return out
 
 
 def resolve_split(data: str | os.PathLike, split: str | None = None) -> tuple[Path, Path | None]:

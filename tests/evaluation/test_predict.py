@@ -16,12 +16,13 @@ import pytest
 import torch
 from tiny import tiny_model
 
+from ifc_sdk.api import inference_defaults
 from ifc_sdk.checkpoint import save_pretrained
 from ifc_sdk.cli import main
 from ifc_sdk.data.synthetic import generate_dataset
 from ifc_sdk.errors import ConfigError, DatasetError
 from ifc_sdk.evaluation import predict as predict_mod
-from ifc_sdk.evaluation.predict import inference_defaults, predict_dataset, resolve_split
+from ifc_sdk.evaluation.predict import predict_dataset, resolve_split
 from ifc_sdk.evaluation.ytvis import STAT_NAMES, evaluate_ytvis
 
 NUM_VIDEOS = 4
