@@ -1,0 +1,257 @@
+"""Training recipes: the reference IFC configs as plain dataclasses.
+
+Each `Recipe` holds the values of one reference config (``projects/IFC/configs/*.yaml`` merged over
+``add_ifc_config`` and detectron2 v0.4 defaults), spelled out so they can be read and compared without
+detectron2. Values the reference configs do not set come from those defaults (named in the field comments).
+
+The published IFC models are trained in two stages: ``r50_coco`` / ``r101_coco`` (COCO images as one-frame
+clips, from ImageNet weights), then ``r50_ytvis`` / ``r101_ytvis`` (YouTube-VIS 2019 clips of 5 frames,
+started from the COCO checkpoint with the class head dropped, since 80 and 40 classes differ in shape).
+``demo_coco`` / ``demo_ytvis`` are the same two stages scaled down for the bundled shapes demo model
+(``examples/train_demo.py``).
+
+Differences from the reference recipe, all deliberate:
+
+- ``warmup_factor`` is 1.0 as in the IFC configs (``SOLVER.WARMUP_FACTOR: 1.0``), which makes the 10
+  warmup iterations a no-op; detectron2's default would be 1/1000. The trainer implements detectron2's
+  linear warmup, so ``recipe.replace(warmup_factor=0.001)`` gives the default behaviour.
+- The model's number of classes is the number of categories of the training set (80 for COCO, 40 for
+  YouTube-VIS 2019); ``num_classes`` here is the reference value, used to check a real run.
+- ``seed`` is fixed (detectron2's ``SEED=-1`` draws one per run) so runs are reproducible.
+- detectron2's default ``DATALOADER.ASPECT_RATIO_GROUPING`` (batches of one aspect-ratio group) is not
+  reproduced: clips are batched in sampling order and padded to a common size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ifc_sdk.errors import ConfigError
+from ifc_sdk.modeling.build import preset_config
+from ifc_sdk.modeling.config import IFCConfig
+
+COCO_MIN_SIZES = tuple(range(480, 801, 32))
+YTVIS_MIN_SIZES = (360, 480)
+TORCHVISION_R50 = "detectron2://ImageNetPretrained/torchvision/R-50.pkl"
+MSRA_R101 = "detectron2://ImageNetPretrained/MSRA/R-101.pkl"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every setting of one training stage.
+
+    Sizes are pixels, iterations count optimizer steps, ``batch_size`` is the total over all processes
+    (detectron2's ``IMS_PER_BATCH``: clips per step).
+    """
+
+    name: str
+    # Model (``MODEL.IFC.*``); sizes not listed here come from the preset.
+    preset: str  # "r50", "r101" or "demo" (see ifc_sdk.modeling.build.PRESETS)
+    num_classes: int  # the reference's NUM_CLASSES (the model uses the training set's categories)
+    hidden_dim: int = 256
+    num_heads: int = 8
+    dim_feedforward: int = 2048
+    num_enc_layers: int = 3
+    num_dec_layers: int = 3
+    num_memory_bus: int = 8
+    num_queries: int = 100
+    dropout: float = 0.1
+    freeze_at: int = 2  # MODEL.BACKBONE.FREEZE_AT: 2 freezes the stem and res2
+    init: str = "imagenet"  # "imagenet" (backbone only), "checkpoint" (a previous stage) or "scratch"
+    imagenet_weights: str | None = TORCHVISION_R50  # MODEL.WEIGHTS of the config
+    # Loss (``MODEL.IFC.*``).
+    class_weight: float = 1.0
+    mask_weight: float = 3.0
+    dice_weight: float = 3.0
+    no_object_weight: float = 0.1
+    deep_supervision: bool = True
+    mask_stride: int = 4
+    match_stride: int = 4
+    # Data (``INPUT.*``, ``DATASETS.TRAIN``).
+    dataset_format: str = "ytvis"  # "coco" (images as clips) or "ytvis" (videos)
+    num_frames: int = 5  # SAMPLING_FRAME_NUM
+    frame_range: int = 20  # SAMPLING_FRAME_RANGE
+    min_sizes: tuple[int, ...] = YTVIS_MIN_SIZES  # MIN_SIZE_TRAIN
+    min_size_sampling: str = "choice_by_clip"  # MIN_SIZE_TRAIN_SAMPLING
+    max_size: int = 1333  # MAX_SIZE_TRAIN (detectron2 default)
+    flip: str = "flip_by_clip"  # RANDOM_FLIP
+    crop: tuple[int, int] | None = None  # CROP.SIZE with CROP.TYPE "absolute_range", None = disabled
+    num_workers: int = 8  # DATALOADER.NUM_WORKERS
+    # Solver (``SOLVER.*``).
+    batch_size: int = 16  # IMS_PER_BATCH
+    optimizer: str = "adamw"
+    base_lr: float = 1e-4
+    weight_decay: float = 1e-4
+    backbone_multiplier: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.999)  # torch.optim.AdamW defaults (the reference passes none)
+    max_iter: int = 6000
+    steps: tuple[int, ...] = (4000,)
+    gamma: float = 0.1  # detectron2 default
+    warmup_method: str = "linear"  # detectron2 default
+    warmup_factor: float = 1.0  # IFC configs (detectron2 default: 1/1000)
+    warmup_iters: int = 10
+    clip_type: str = "full_model"  # CLIP_GRADIENTS.CLIP_TYPE
+    clip_value: float = 0.01
+    clip_norm_type: float = 2.0
+    checkpoint_period: int = 5000  # detectron2 default
+    # Evaluation (``INPUT.MIN_SIZE_TEST``, ``MODEL.IFC.CLIP_STRIDE``; the window is SAMPLING_FRAME_NUM).
+    eval_period: int = 0  # TEST.EVAL_PERIOD (0 = only when asked)
+    test_size: int = 360
+    test_window: int = 5
+    test_stride: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "dataset_format": (self.dataset_format, ("coco", "ytvis")),
+            "min_size_sampling": (self.min_size_sampling, ("choice", "choice_by_clip")),
+            "flip": (self.flip, ("none", "horizontal", "flip_by_clip")),
+            "init": (self.init, ("imagenet", "checkpoint", "scratch")),
+            "optimizer": (self.optimizer, ("adamw",)),
+            "clip_type": (self.clip_type, ("full_model", "none")),
+            "warmup_method": (self.warmup_method, ("linear", "constant")),
+        }
+        for field_name, (value, allowed) in checks.items():
+            if value not in allowed:
+                raise ConfigError(
+                    f"recipe {self.name!r}: {field_name} must be one of {allowed}, got {value!r}"
+                )
+        positive = {
+            "batch_size": self.batch_size,
+            "max_iter": self.max_iter,
+            "num_frames": self.num_frames,
+            "base_lr": self.base_lr,
+        }
+        for field_name, value in positive.items():
+            if value <= 0:
+                raise ConfigError(f"recipe {self.name!r}: {field_name} must be positive, got {value!r}")
+        if not self.min_sizes:
+            raise ConfigError(f"recipe {self.name!r}: min_sizes must not be empty")
+        if list(self.steps) != sorted(self.steps):
+            raise ConfigError(f"recipe {self.name!r}: steps must be increasing, got {self.steps}")
+
+    def replace(self, **changes) -> Recipe:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def model_config(self, **overrides) -> IFCConfig:
+        """The `IFCConfig` this recipe trains: its preset with the recipe's transformer settings."""
+        return preset_config(
+            self.preset,
+            hidden_dim=self.hidden_dim,
+            num_heads=self.num_heads,
+            dim_feedforward=self.dim_feedforward,
+            num_enc_layers=self.num_enc_layers,
+            num_dec_layers=self.num_dec_layers,
+            num_memory_bus=self.num_memory_bus,
+            num_queries=self.num_queries,
+            dropout=self.dropout,
+            **overrides,
+        )
+
+    def lr_factor(self, iteration: int) -> float:
+        """Multiplier of the base learning rates at ``iteration`` (0-based): detectron2's
+        ``WarmupMultiStepLR`` (warmup, then ``gamma`` per passed step; steps past ``max_iter`` are ignored)."""
+        factor = self.gamma ** sum(1 for s in self.steps if s <= min(iteration, self.max_iter))
+        if iteration < self.warmup_iters:
+            if self.warmup_method == "constant":
+                factor *= self.warmup_factor
+            else:
+                alpha = iteration / self.warmup_iters
+                factor *= self.warmup_factor * (1 - alpha) + alpha
+        return factor
+
+
+_COCO = {
+    "dataset_format": "coco",
+    "num_classes": 80,
+    "num_frames": 1,
+    "min_sizes": COCO_MIN_SIZES,
+    "min_size_sampling": "choice",
+    "flip": "horizontal",
+    "crop": (384, 600),
+    "batch_size": 32,
+}
+_YTVIS = {
+    "dataset_format": "ytvis",
+    "num_classes": 40,
+    "num_frames": 5,
+    "frame_range": 20,
+    "min_sizes": YTVIS_MIN_SIZES,
+    "min_size_sampling": "choice_by_clip",
+    "flip": "flip_by_clip",
+    "batch_size": 16,
+    "max_iter": 6000,
+    "steps": (4000,),
+    "init": "checkpoint",
+}
+_R101 = {"preset": "r101", "imagenet_weights": MSRA_R101}
+
+# The bundled demo (examples/train_demo.py): the "demo" preset on the synthetic shapes at low resolution.
+_DEMO_MODEL = {
+    "preset": "demo",
+    "hidden_dim": 64,
+    "num_heads": 4,
+    "dim_feedforward": 128,
+    "num_queries": 10,
+    "dropout": 0.0,
+    "imagenet_weights": None,
+    "num_workers": 1,
+    "num_classes": 5,
+    "base_lr": 2e-4,
+    "test_size": 128,
+    "test_window": 5,
+    "checkpoint_period": 500,
+}
+
+RECIPES: dict[str, Recipe] = {
+    # projects/IFC/configs/base_coco.yaml (STEPS (739200,), MAX_ITER 1108800).
+    "r50_coco": Recipe(name="r50_coco", preset="r50", max_iter=1108800, steps=(739200,), **_COCO),
+    # projects/IFC/configs/R101_coco.yaml (500 epochs as DETR: STEPS (1232000,), MAX_ITER 1848000).
+    "r101_coco": Recipe(name="r101_coco", max_iter=1848000, steps=(1232000,), **_COCO, **_R101),
+    # projects/IFC/configs/base_ytvis.yaml, started from the r50_coco checkpoint.
+    "r50_ytvis": Recipe(name="r50_ytvis", preset="r50", **_YTVIS),
+    # projects/IFC/configs/R101_ytvis.yaml, started from the r101_coco checkpoint.
+    "r101_ytvis": Recipe(name="r101_ytvis", **_YTVIS, **_R101),
+    # Demo stage 1: synthetic COCO-format images (one frame per clip), from scratch.
+    "demo_coco": Recipe(
+        **{
+            **_COCO,
+            **_DEMO_MODEL,
+            "name": "demo_coco",
+            "init": "scratch",
+            "min_sizes": (96, 112, 128, 144, 160),
+            "max_size": 400,
+            "crop": (112, 224),
+            "batch_size": 8,
+            "max_iter": 3000,
+            "steps": (2400,),
+        }
+    ),
+    # Demo stage 2: synthetic YouTube-VIS clips of 3 frames, from the demo_coco checkpoint.
+    "demo_ytvis": Recipe(
+        **{
+            **_YTVIS,
+            **_DEMO_MODEL,
+            "name": "demo_ytvis",
+            "num_frames": 3,
+            "frame_range": 10,
+            "min_sizes": (112, 128, 144),
+            "max_size": 400,
+            "batch_size": 4,
+            "max_iter": 1500,
+            "steps": (1200,),
+        }
+    ),
+}
+
+
+def get_recipe(name: str, **overrides) -> Recipe:
+    """The recipe ``name`` (see `RECIPES`) with ``overrides`` applied."""
+    if name not in RECIPES:
+        raise ConfigError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}")
+    return RECIPES[name].replace(**overrides) if overrides else RECIPES[name]

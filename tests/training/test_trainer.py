@@ -1,0 +1,230 @@
+"""The trainer: DDP equals one process, exact resume, the loss goes down, fine-tune init drops the class head.
+
+Everything runs on the CPU with a shrunk "demo" model on a tiny synthetic dataset (64x96 frames). The
+2-process run uses gloo in forked processes (what ``torchrun --nproc_per_node 2`` does, without paying the
+interpreter start-up twice).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+from ifc_sdk.checkpoint import save_pretrained
+from ifc_sdk.cli import main as cli_main
+from ifc_sdk.data.synthetic import generate_dataset
+from ifc_sdk.errors import CheckpointError, ConfigError
+from ifc_sdk.modeling import build_ifc, preset_config
+from ifc_sdk.training.loader import ClipStream, shard_positions
+from ifc_sdk.training.recipes import get_recipe
+from ifc_sdk.training.trainer import load_finetune_init, train
+
+# The demo preset shrunk further: 2+2 transformer layers, 6 queries, no dropout (dropout masks are drawn per
+# process, so they could not match between 1 and 2 processes).
+TINY = dict(
+    num_enc_layers=2,
+    num_dec_layers=2,
+    num_queries=6,
+    dim_feedforward=64,
+    hidden_dim=32,
+    num_heads=4,
+    dropout=0.0,
+    num_frames=2,
+    frame_range=4,
+    min_sizes=(48, 64),
+    max_size=200,
+    test_size=64,
+    test_window=3,
+)
+COMMON = dict(device="cpu", progress=False, log_every=1, num_workers=0, checkpoint_every=0)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    generate_dataset(root / "train", num_videos=6, seed=101, height=64, width=96, num_frames=(4, 8))
+    generate_dataset(root / "val", num_videos=2, seed=102, height=64, width=96, num_frames=(4, 6))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "model.safetensors")
+
+
+def _losses(out: Path) -> list[float]:
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in lines if "loss" in r]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, data: str, out: str, kwargs: dict) -> None:
+    torch.set_num_threads(1)
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
+    train("demo_ytvis", data, out, **kwargs)
+
+
+def test_stream_is_the_same_for_any_world_size() -> None:
+    stream = ClipStream(7, seed=3)
+    first_pass = [stream.index(p) for p in range(7)]
+    assert sorted(first_pass) == list(range(7))
+    assert [stream.index(p) for p in range(7, 14)] != first_pass  # reshuffled every pass
+    assert [ClipStream(7, seed=3).index(p) for p in range(20)] == [stream.index(p) for p in range(20)]
+    for it in range(3):
+        whole = list(shard_positions(it, 8, 0, 1))
+        assert [p for r in range(4) for p in shard_positions(it, 8, r, 4)] == whole
+        assert [p for r in range(2) for p in shard_positions(it, 8, r, 2)] == whole
+    with pytest.raises(ConfigError):
+        shard_positions(0, 6, 0, 4)
+
+
+def test_two_processes_match_one(data: Path, tmp_path: Path) -> None:
+    kwargs = dict(COMMON, iters=2, batch=4, base_lr=2e-4, **TINY)
+    train("demo_ytvis", data / "train", tmp_path / "single", **kwargs)
+    ctx = mp.start_processes(
+        _ddp_worker,
+        args=(2, _free_port(), str(data / "train"), str(tmp_path / "ddp"), kwargs),
+        nprocs=2,
+        join=True,
+        start_method="fork",
+    )
+    assert ctx is None or ctx.join()
+    single, ddp = _weights(tmp_path / "single" / "model_final"), _weights(tmp_path / "ddp" / "model_final")
+    initial = build_ifc(
+        get_recipe("demo_ytvis", **TINY).model_config(num_classes=5, categories=None)
+    ).state_dict()
+    assert single.keys() == ddp.keys()
+    diff = max((single[k] - ddp[k]).abs().max().item() for k in single)
+    moved = max((single[k] - initial[k]).abs().max().item() for k in single if k in initial)
+    print(f"DDP vs single: max weight difference {diff:.2e} (weights moved up to {moved:.2e})")
+    assert diff < 5e-5
+    assert _losses(tmp_path / "single") == pytest.approx(_losses(tmp_path / "ddp"), rel=1e-5)
+
+
+def test_resume_gives_the_uninterrupted_weights(data: Path, tmp_path: Path) -> None:
+    kwargs = dict(COMMON, iters=4, batch=2, **{**TINY, "dropout": 0.1})  # dropout on: the RNG must resume too
+    kwargs["checkpoint_every"] = 2
+    train("demo_ytvis", data / "train", tmp_path / "full", **kwargs)
+    stopped = train("demo_ytvis", data / "train", tmp_path / "split", stop_after=2, **kwargs)
+    assert stopped.model_dir is None and stopped.iteration == 2
+    assert (tmp_path / "split" / "last_checkpoint").read_text().strip() == "checkpoints/iter_0000002"
+    with pytest.raises(ConfigError, match="resume"):
+        train("demo_ytvis", data / "train", tmp_path / "split", **kwargs)
+    kwargs["num_workers"] = 1  # the data of an iteration does not depend on the loader's workers
+    resumed = train("demo_ytvis", data / "train", tmp_path / "split", resume=True, **kwargs)
+    assert resumed.iteration == 4
+    full, split = _weights(tmp_path / "full" / "model_final"), _weights(tmp_path / "split" / "model_final")
+    diff = max((full[k] - split[k]).abs().max().item() for k in full)
+    print(f"resume vs uninterrupted: max weight difference {diff:.2e}")
+    assert diff <= 1e-6
+    assert _losses(tmp_path / "split") == _losses(tmp_path / "full")
+    state = torch.load(
+        tmp_path / "split" / "checkpoints" / "iter_0000002" / "training_state.pt", weights_only=True
+    )
+    assert state["iteration"] == 2 and len(state["rng"]) == 1
+
+
+def test_short_run_lowers_the_loss_from_a_finetune_init(data: Path, tmp_path: Path) -> None:
+    # A "previous stage" with 7 classes: its class head cannot fit the 5 synthetic classes and is dropped.
+    config = get_recipe("demo_ytvis", **TINY).model_config(num_classes=7)
+    torch.manual_seed(5)
+    save_pretrained(build_ifc(config), tmp_path / "stage1")
+    out = tmp_path / "run"
+    code = cli_main(
+        [
+            "train",
+            "--recipe",
+            "demo_ytvis",
+            "--data",
+            str(data / "train"),
+            "--out",
+            str(out),
+            "--init",
+            str(tmp_path / "stage1"),
+            "--val",
+            str(data / "val"),
+            "--iters",
+            "80",
+            "--batch",
+            "2",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--log-every",
+            "1",
+            "--checkpoint-every",
+            "0",
+            "--set",
+            "base_lr=1e-3",
+            "--set",
+            "steps=70",
+            *[x for k, v in TINY.items() for x in ("--set", f"{k}={_cli(v)}")],
+        ]
+    )
+    assert code == 0
+    losses = _losses(out)
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    print(f"loss: first 5 iterations {first:.3f}, last 5 {last:.3f}")
+    assert last < 0.8 * first
+    record = json.loads((out / "recipe.json").read_text())
+    assert record["init"]["dropped"] == ["class_embed.layers.1.bias", "class_embed.layers.1.weight"]
+    evals = [
+        json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if "eval/AP" in line
+    ]
+    assert len(evals) == 1 and evals[0]["iteration"] == 80
+    config_json = json.loads((out / "model_final" / "config.json").read_text())
+    assert config_json["categories"] == ["circle", "square", "triangle", "star", "cross"]
+
+
+def _cli(value) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+
+
+def test_finetune_init_drops_only_the_class_head() -> None:
+    torch.manual_seed(0)
+    coco = build_ifc(preset_config("demo", num_classes=80))
+    state = coco.state_dict()
+    torch.manual_seed(1)
+    ytvis = build_ifc(preset_config("demo", num_classes=40))
+    fresh_head = {
+        k: v.clone() for k, v in ytvis.state_dict().items() if k.startswith("class_embed.layers.1.")
+    }
+    dropped = load_finetune_init(ytvis, state)
+    assert dropped == ["class_embed.layers.1.bias", "class_embed.layers.1.weight"]
+    for k, v in ytvis.state_dict().items():
+        expected = fresh_head[k] if k in fresh_head else state[k]
+        assert torch.equal(v, expected), k
+    # Same number of classes: everything is kept unless asked otherwise.
+    same = build_ifc(preset_config("demo", num_classes=80))
+    assert load_finetune_init(same, state) == []
+    assert torch.equal(same.class_embed.layers[1].weight, coco.class_embed.layers[1].weight)
+    assert load_finetune_init(same, state, drop_class_head=True) == dropped
+    with pytest.raises(CheckpointError, match="shape"):
+        load_finetune_init(build_ifc(preset_config("demo", num_classes=40)), state, drop_class_head=False)
