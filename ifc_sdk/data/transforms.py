@@ -39,23 +39,11 @@ from PIL import Image
 
 from ifc_sdk.data.ytvis import InstanceTrack, VideoRecord
 from ifc_sdk.errors import DatasetError
+from ifc_sdk.inference.preprocess import resized_shape
 
 YTVIS_MIN_SIZES = (360, 480)
 COCO_MIN_SIZES = tuple(range(480, 801, 32))
 COCO_CROP_RANGE = (384, 600)
-
-
-def shortest_edge_size(height: int, width: int, short_edge: int, max_size: int) -> tuple[int, int]:
-    """Output ``(H, W)`` of detectron2's ``ResizeShortestEdge`` for a ``height`` x ``width`` image."""
-    scale = short_edge / min(height, width)
-    if height < width:
-        new_h, new_w = float(short_edge), scale * width
-    else:
-        new_h, new_w = scale * height, float(short_edge)
-    if max(new_h, new_w) > max_size:
-        scale = max_size / max(new_h, new_w)
-        new_h, new_w = new_h * scale, new_w * scale
-    return int(new_h + 0.5), int(new_w + 0.5)
 
 
 def sample_frame_indices(length: int, num_frames: int, frame_range: int, rng: random.Random) -> list[int]:
@@ -210,7 +198,7 @@ class YTVISClipMapper(_ClipMapper):
     def __call__(self, video: VideoRecord, rng: random.Random) -> dict[str, Any]:
         """One augmented clip of ``video``; ``frames`` is uint8 ``(T, 3, H, W)``."""
         frame_indices = sample_frame_indices(len(video), self.num_frames, self.frame_range, rng)
-        size = shortest_edge_size(video.height, video.width, rng.choice(self.min_sizes), self.max_size)
+        size = resized_shape(video.height, video.width, rng.choice(self.min_sizes), self.max_size)
         tf = FrameTransform(crop=None, size=size, hflip=rng.random() < self.flip_prob)
         instances = sorted(
             (i for i in video.instances if not i.iscrowd and any(i.is_present(f) for f in frame_indices)),
@@ -250,7 +238,7 @@ class COCOClipMapper(_ClipMapper):
         """``num_frames`` augmented copies of the single-frame record ``image``."""
         h, w = image.height, image.width
         crop_h, crop_w = random_crop_size(h, w, self.crop_range, rng) if self.crop_range else (h, w)
-        size = shortest_edge_size(crop_h, crop_w, rng.choice(self.min_sizes), self.max_size)
+        size = resized_shape(crop_h, crop_w, rng.choice(self.min_sizes), self.max_size)
         transforms = []
         for _ in range(self.num_frames):
             crop = None

@@ -17,9 +17,9 @@ from ifc_sdk.data.transforms import (
     YTVISClipMapper,
     random_crop_size,
     sample_frame_indices,
-    shortest_edge_size,
 )
 from ifc_sdk.data.ytvis import YTVISDataset
+from ifc_sdk.inference.preprocess import resized_shape
 from ifc_sdk.training.targets import prepare_targets
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "reference"
@@ -38,13 +38,13 @@ def ytvis(tmp_path_factory: pytest.TempPathFactory) -> YTVISDataset:
     return YTVISDataset.from_json(path)
 
 
-def test_shortest_edge_size_rule() -> None:
-    assert shortest_edge_size(240, 320, 120, 1333) == (120, 160)
-    assert shortest_edge_size(233, 351, 120, 1333) == (120, 181)
-    assert shortest_edge_size(100, 500, 120, 1333) == (120, 600)
-    assert shortest_edge_size(233, 351, 360, 400) == (266, 400)
-    assert shortest_edge_size(500, 100, 120, 1333) == (600, 120)
-    assert shortest_edge_size(720, 1280, 480, 768) == (432, 768)
+def test_resized_shape_rule() -> None:
+    assert resized_shape(240, 320, 120, 1333) == (120, 160)
+    assert resized_shape(233, 351, 120, 1333) == (120, 181)
+    assert resized_shape(100, 500, 120, 1333) == (120, 600)
+    assert resized_shape(233, 351, 360, 400) == (266, 400)
+    assert resized_shape(500, 100, 120, 1333) == (600, 120)
+    assert resized_shape(720, 1280, 480, 768) == (432, 768)
 
 
 def test_resize_matches_reference_mapper() -> None:
@@ -61,7 +61,7 @@ def test_resize_matches_reference_mapper() -> None:
         if ".frame0." in key:
             raw = raw[:1]
         min_size, max_size = (int(part[3:]) for part in key.split(".")[-2:])
-        size = shortest_edge_size(raw.shape[1], raw.shape[2], min_size, max_size)
+        size = resized_shape(raw.shape[1], raw.shape[2], min_size, max_size)
         tf = FrameTransform(crop=None, size=size, hflip=False)
         ours = torch.stack([torch.from_numpy(tf.apply_image(f)).permute(2, 0, 1) for f in raw])
         assert torch.equal(ours, expected), key
