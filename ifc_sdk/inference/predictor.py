@@ -22,9 +22,13 @@ import torch.nn.functional as F
 
 from ifc_sdk.errors import ConfigError, VideoError
 from ifc_sdk.inference.preprocess import resize_frames, resized_shape, to_tensor
+from ifc_sdk.inference.rle import encode_masks_torch
 from ifc_sdk.inference.tracker import ClipTracker
 from ifc_sdk.modeling.ifc import IFC
 from ifc_sdk.results import RLE, Track, VideoResult, encode_masks
+
+# Frames per backbone batch by device type (VideoSegmenter's ``batch_frames``).
+BATCH_FRAMES = {"cpu": 4, "default": 16}
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -66,6 +70,11 @@ class VideoSegmenter:
         precision: "fp32", "bf16" or "fp16" (autocast; tracking always runs in fp32).
         keep_images: attach each input frame to its `FrameInstances` (e.g. to draw an overlay).
         source: the video's name, for error messages.
+        batch_frames: frames per backbone batch (default: 4 on the CPU, where small batches avoid the page
+            faults of huge activations, 16 elsewhere); batches of one frame are avoided.
+
+    On CUDA the backbone runs in channels_last (NHWC) with FrozenBN folded into the convolutions (set
+    ``model.backbone.channels_last = False`` to keep NCHW); the CPU path is the reference's computation.
     """
 
     def __init__(
@@ -80,8 +89,11 @@ class VideoSegmenter:
         precision: str = "fp32",
         keep_images: bool = False,
         source: str | None = None,
+        batch_frames: int | None = None,
     ) -> None:
         check_window(window, stride)
+        if batch_frames is not None and (not isinstance(batch_frames, int) or batch_frames < 1):
+            raise ConfigError(f"batch_frames must be a positive number of frames, got {batch_frames!r}")
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         if size is not None and size <= 0:
@@ -93,6 +105,10 @@ class VideoSegmenter:
         self.precision = precision
         self.keep_images = keep_images
         self.source = source
+        if batch_frames is None:
+            batch_frames = BATCH_FRAMES.get(model.device.type, BATCH_FRAMES["default"])
+        self.batch_frames = batch_frames
+        self._channels_last = model.device.type == "cuda" and getattr(model.backbone, "channels_last", True)
         self.tracker = ClipTracker(window)
         self.num_frames = 0
         self.input_size: tuple[int, int] | None = None
@@ -109,13 +125,19 @@ class VideoSegmenter:
         return torch.autocast(self.model.device.type, dtype=dtype)
 
     def _backbone(self, frames: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Preprocess a batch of frames, run the backbone, and keep only the per-frame states the windows
+        need (`IFC.frame_states`: computed once per frame however many windows the frame is in)."""
         x = to_tensor(np.stack(frames), self.model.device)  # (n, 3, H, W) uint8
         if self.size is not None:
             h, w = x.shape[-2:]
             x = resize_frames(x, resized_shape(h, w, self.size, self.max_size))
+        x = self.model.normalize(x)
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            feats = self.model.backbone_features(self.model.normalize(x))
-        return {k: feats[k] for k in ("res3", "res4", "res5")}
+            feats = self.model.backbone_features(x)
+            self._size5 = tuple(feats["res5"].shape[-2:])
+            return self.model.frame_states(feats["res3"], feats["res4"], feats["res5"])
 
     def _emit(
         self, upto: int | None, frames: dict[int, tuple[np.ndarray, float | None]]
@@ -130,9 +152,13 @@ class VideoSegmenter:
                 up = F.interpolate(logits[None], size=self.output_size, mode="bilinear", align_corners=False)[
                     0
                 ]
-                on = (up > 0).numpy()  # (n, H0, W0)
-                masks = encode_masks(on)
-                keep = [i for i, m in enumerate(on) if m.any()]
+                if up.device.type == "cpu":
+                    on = (up > 0).numpy()  # (n, H0, W0)
+                    masks = encode_masks(on)
+                    keep = [i for i, m in enumerate(on) if m.any()]
+                else:  # threshold and find the runs on the device; only run boundaries cross to the host
+                    masks, areas = encode_masks_torch(up > 0)
+                    keep = [i for i, a in enumerate(areas) if a > 0]
                 ids, masks = [ids[i] for i in keep], [masks[i] for i in keep]
             yield FrameInstances(f, ids, masks, timestamp, image if self.keep_images else None)
 
@@ -141,9 +167,11 @@ class VideoSegmenter:
         """Segment a stream of uint8 ``(H, W, 3)`` RGB frames (or ``(frame, timestamp)`` pairs); yields every
         frame's final instances in frame order as soon as no later window can change them."""
         self.model.backbone.fuse_frozen_bn()
+        if self._channels_last:  # CUDA only: NHWC convolutions (tensor cores); the CPU keeps NCHW
+            self.model.backbone.to(memory_format=torch.channels_last)
         source = iter(frames)
         buffered: dict[int, tuple[np.ndarray, float | None]] = {}  # decoded frames not yet released
-        features: dict[int, dict[str, torch.Tensor]] = {}  # per-frame backbone features still needed
+        features: dict[int, dict[str, torch.Tensor]] = {}  # per-frame `IFC.frame_states` still needed
         exhausted = False
 
         def fill(count: int) -> None:
@@ -159,13 +187,14 @@ class VideoSegmenter:
                 self.num_frames += 1
 
         def compute_features(clip: list[int]) -> None:
-            # The backbone runs on chunks of up to `window` frames ahead. A batch of one frame is avoided
-            # (unless the video has one frame): oneDNN picks another convolution algorithm for it, and the
-            # reference, which runs all frames at once, would differ in the last float bits.
+            # The backbone runs on batches of `batch_frames` frames. A batch of one frame is avoided (unless
+            # the video has one frame): oneDNN picks another convolution algorithm for it, and the reference,
+            # which runs all frames at once, would differ in the last float bits. Batches of two or more give
+            # bit-identical features whatever their size.
             while missing := [f for f in clip if f not in features]:
                 first = missing[0]
-                fill(first + self.window + 2)
-                stop = min(first + self.window, self.num_frames)
+                fill(first + self.batch_frames + 2)
+                stop = min(first + self.batch_frames, self.num_frames)
                 if self.num_frames - stop == 1:
                     stop += 1
                 chunk = list(range(first, stop))
@@ -186,11 +215,9 @@ class VideoSegmenter:
                 start, end = max(0, self.num_frames - self.window), self.num_frames
             clip = list(range(start, end))
             compute_features(clip)
-            stacked = {k: torch.stack([features[f][k] for f in clip]) for k in ("res3", "res4", "res5")}
+            stacked = {k: torch.stack([features[f][k] for f in clip]) for k in features[clip[0]]}
             with self._autocast():
-                out = self.model.forward_clips(
-                    stacked["res3"], stacked["res4"], stacked["res5"], len(clip), aux=False
-                )
+                out = self.model.forward_frame_states(stacked, len(clip), self._size5)
             self.tracker.add_clip(clip, out["pred_masks"][0], out["pred_logits"][0])
             if last:
                 yield from self._emit(None, buffered)

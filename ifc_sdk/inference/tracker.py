@@ -81,10 +81,13 @@ class ClipTracker:
         Returns:
             Track id of each instance (queries whose argmax is not no-object, ascending query order).
         """
-        mask_logits = mask_logits.float().cpu()
+        # Mask logits stay on their device (a GPU keeps the per-pixel work); class probabilities and the
+        # bookkeeping live on the CPU. On the CPU nothing moves.
+        mask_logits = mask_logits.float()
         cls_probs = class_logits.float().cpu().softmax(-1)
         keep = torch.nonzero(cls_probs.argmax(-1) != cls_probs.shape[-1] - 1).flatten()
-        logits, cls_probs = mask_logits[keep], cls_probs[keep]  # (n, t, h, w), (n, K+1)
+        logits = mask_logits[keep.to(mask_logits.device)]  # (n, t, h, w)
+        cls_probs = cls_probs[keep]  # (n, K+1)
         probs = logits.sigmoid()
         assignment = self._match(frames, probs)
         for i, track_id in enumerate(assignment):
@@ -126,7 +129,7 @@ class ClipTracker:
             inter = old @ new.T  # (s, n)
             union = old.sum(1, keepdim=True) + new.sum(1)[None] - inter
             rows = torch.tensor([row[t] for t in clip.track_ids], dtype=torch.long)
-            siou[rows] += (inter / (union + EPS)).double()
+            siou[rows] += (inter / (union + EPS)).double().cpu()
             appear[rows] += 1
         siou = siou / (appear[:, None] + EPS)
         siou[siou <= self.siou_threshold] = 0

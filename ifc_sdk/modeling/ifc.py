@@ -133,6 +133,61 @@ class IFC(nn.Module):
             ]
         return out
 
+    def frame_states(
+        self,
+        res3: torch.Tensor,
+        res4: torch.Tensor,
+        res5: torch.Tensor,
+        mask5: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The part of `forward_clips` that depends on each frame alone, for frames given in any grouping.
+
+        Position encoding, ``input_proj``, the first encoder frame layer (a frame's tokens with the learned
+        initial memory bus) and the mask head's lateral adapters see one frame at a time, so when windows
+        overlap (stride < window) they are computed once per frame instead of once per window. The result
+        replaces res3/res4/res5 (it is also ~2.5x smaller); feed the frames of a clip to `forward_frame_states`.
+
+        Args:
+            res3, res4, res5: ``(N, C_l, h_l, w_l)`` backbone features of N frames.
+            mask5: optional ``(N, h32, w32)`` padding mask of res5 (True = padding).
+
+        Returns:
+            Per-frame tensors (first dimension N): ``tokens (N, HW, C)``, ``bus (N, M, C)``,
+            ``pos (N, HW, C)``, ``fpn4 (N, C, h16, w16)``, ``fpn3 (N, C, h8, w8)`` (and ``mask5 (N, HW)``).
+        """
+        mask_for_pos = mask5
+        if mask_for_pos is None:
+            mask_for_pos = torch.zeros(res5.shape[0], *res5.shape[-2:], dtype=torch.bool, device=res5.device)
+        pos = self.position_encoding(mask_for_pos).to(res5.dtype)
+        src = self.input_proj(res5)
+        tokens, bus, pos_tokens = self.transformer.first_frame_layer(src, pos, mask5)
+        fpn4, fpn3 = self.mask_head.laterals(res4, res3)
+        states = {"tokens": tokens, "bus": bus, "pos": pos_tokens, "fpn4": fpn4, "fpn3": fpn3}
+        if mask5 is not None:
+            states["mask5"] = mask5.flatten(1)
+        return states
+
+    def forward_frame_states(
+        self, states: dict[str, torch.Tensor], num_frames: int, size5: tuple[int, int]
+    ) -> dict:
+        """`forward_clips` (``aux=False``) from `frame_states` of B clips of ``num_frames`` frames each (frames of
+        a clip consecutive along the first dimension); ``size5`` is res5's ``(h32, w32)``. Same result as
+        `forward_clips` on the frames' backbone features."""
+        hs, memory = self.transformer.forward_tokens(
+            states["tokens"],
+            states["bus"],
+            states["pos"],
+            self.query_embed.weight,
+            num_frames,
+            size5,
+            states.get("mask5"),
+            return_intermediate=False,
+            first_layer_done=True,
+        )
+        logits = self.class_embed(hs)
+        pred_masks = self.mask_head(hs, memory, None, None, laterals=(states["fpn4"], states["fpn3"]))
+        return {"pred_logits": logits[-1], "pred_masks": pred_masks[-1]}
+
     def forward(self, images: torch.Tensor, image_sizes: Sequence[tuple[int, int]] | None = None) -> dict:
         """Training / batch forward.
 

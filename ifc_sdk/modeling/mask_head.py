@@ -53,24 +53,40 @@ class MaskHead(nn.Module):
                 nn.init.kaiming_uniform_(m.weight, a=1)
                 nn.init.constant_(m.bias, 0)
 
-    def pixel_features(self, memory: torch.Tensor, res4: torch.Tensor, res3: torch.Tensor) -> torch.Tensor:
+    def laterals(self, res4: torch.Tensor, res3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The lateral 1x1 adapters, ``(adapter1(res4), adapter2(res3))``: per frame and independent of the
+        clip, so a caller sliding overlapping windows can compute them once per frame."""
+        return self.adapter1(res4), self.adapter2(res3)
+
+    def pixel_features(
+        self,
+        memory: torch.Tensor,
+        res4: torch.Tensor | None,
+        res3: torch.Tensor | None,
+        laterals: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """``memory (N, C, H/32, W/32)``, ``res4 (N, C4, H/16, W/16)``, ``res3 (N, C3, H/8, W/8)``
-        -> ``(N, C, H/8, W/8)``."""
+        -> ``(N, C, H/8, W/8)``. ``laterals``: `laterals` of res4/res3 computed beforehand (then res4 and res3
+        are not used)."""
+        fpn4, fpn3 = self.laterals(res4, res3) if laterals is None else laterals
         x = self.gn1(self.lay1(memory))
-        fpn = self.adapter1(res4)
-        x = fpn + F.interpolate(x, size=fpn.shape[-2:], mode="nearest")
+        x = fpn4 + F.interpolate(x, size=fpn4.shape[-2:], mode="nearest")
         x = self.gn2(self.lay2(x))
-        fpn = self.adapter2(res3)
-        x = fpn + F.interpolate(x, size=fpn.shape[-2:], mode="nearest")
+        x = fpn3 + F.interpolate(x, size=fpn3.shape[-2:], mode="nearest")
         x = F.relu(self.gn3(self.lay3(x)))
         return self.out_lay(x)
 
     def forward(
-        self, hs: torch.Tensor, memory: torch.Tensor, res4: torch.Tensor, res3: torch.Tensor
+        self,
+        hs: torch.Tensor,
+        memory: torch.Tensor,
+        res4: torch.Tensor | None,
+        res3: torch.Tensor | None,
+        laterals: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """``hs (L, B, Q, C)`` decoder outputs; the rest as in `pixel_features` with N = B*T
         -> mask logits ``(L, B, Q, T, H/8, W/8)``."""
-        feats = self.pixel_features(memory, res4, res3)  # (B*T, C, H/8, W/8)
+        feats = self.pixel_features(memory, res4, res3, laterals)  # (B*T, C, H/8, W/8)
         b = hs.shape[1]
         feats = feats.reshape(b, -1, *feats.shape[1:])  # (B, T, C, H/8, W/8)
         weights = self.convert_to_weight(hs)  # (L, B, Q, C)

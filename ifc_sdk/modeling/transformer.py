@@ -152,6 +152,23 @@ class IFCEncoder(nn.Module):
             EncoderLayer(dim, num_heads, dim_feedforward, dropout) for _ in range(num_layers)
         )
 
+    def frame_layer(
+        self,
+        index: int,
+        src: torch.Tensor,
+        bus: torch.Tensor,
+        pos: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``enc_layers[index]`` over each frame's tokens followed by its bus tokens.
+
+        ``src (N, HW, C)``, ``bus (N, M, C)``, ``pos (N, HW+M, C)`` (frame then bus positions), mask
+        ``(N, HW+M)`` -> (src, bus). Frames do not interact in this layer.
+        """
+        hw = src.shape[1]
+        x = self.enc_layers[index](torch.cat([src, bus], dim=1), pos, key_padding_mask)
+        return x[:, :hw], x[:, hw:]
+
     def forward(
         self,
         src: torch.Tensor,
@@ -160,17 +177,23 @@ class IFCEncoder(nn.Module):
         bus_pos: torch.Tensor,
         num_frames: int,
         key_padding_mask: torch.Tensor | None = None,
+        first_layer_done: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``src/pos (B*T, HW, C)``, ``bus/bus_pos (B*T, M, C)``, mask ``(B*T, HW)`` -> (src, bus), same shapes."""
+        """``src/pos (B*T, HW, C)``, ``bus/bus_pos (B*T, M, C)``, mask ``(B*T, HW)`` -> (src, bus), same shapes.
+
+        ``first_layer_done``: ``src``/``bus`` are already the outputs of ``enc_layers[0]`` (`frame_layer`).
+        The first frame layer sees only the frame itself and the learned initial bus, so a caller sliding
+        overlapping windows over a video can compute it once per frame.
+        """
         bt, hw, c = src.shape
         m = bus.shape[1]
         b = bt // num_frames
         pos = torch.cat([pos, bus_pos], dim=1)  # (B*T, HW+M, C)
         if key_padding_mask is not None:
             key_padding_mask = F.pad(key_padding_mask, (0, m), value=False)
-        for enc_layer, bus_layer in zip(self.enc_layers, self.bus_layers):
-            x = enc_layer(torch.cat([src, bus], dim=1), pos, key_padding_mask)
-            src, bus = x[:, :hw], x[:, hw:]
+        for i, bus_layer in enumerate(self.bus_layers):
+            if i > 0 or not first_layer_done:
+                src, bus = self.frame_layer(i, src, bus, pos, key_padding_mask)
             bus = (
                 bus.reshape(b, num_frames, m, c).transpose(1, 2).reshape(b * m, num_frames, c)
             )  # (B*M, T, C)
@@ -254,13 +277,53 @@ class IFCTransformer(nn.Module):
             memory: ``(B*T, C, h, w)`` encoder output of the frame tokens (input of the mask head).
         """
         bt, c, h, w = src.shape
-        b, t, m = bt // num_frames, num_frames, self.memory_bus.shape[0]
         src = src.flatten(2).transpose(1, 2)  # (B*T, HW, C)
         pos = pos.flatten(2).transpose(1, 2)
         flat_mask = None if mask is None else mask.flatten(1)  # (B*T, HW)
-        bus = self.memory_bus[None].expand(bt, m, c)
+        bus = self.memory_bus[None].expand(bt, -1, c)
+        return self.forward_tokens(
+            src, bus, pos, query_embed, num_frames, (h, w), flat_mask, return_intermediate
+        )
+
+    def first_frame_layer(
+        self, src: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The window-independent start of the encoder: the first frame layer over each frame's tokens and
+        the learned initial memory bus.
+
+        ``src/pos (N, C, h, w)``, mask ``(N, h, w)`` -> tokens ``(N, HW, C)``, bus ``(N, M, C)`` and the
+        position tokens ``(N, HW, C)``; pass them to `forward_tokens` with ``first_layer_done=True``.
+        """
+        n, c = src.shape[:2]
+        m = self.memory_bus.shape[0]
+        src = src.flatten(2).transpose(1, 2)
+        pos = pos.flatten(2).transpose(1, 2)
+        bus = self.memory_bus[None].expand(n, m, c)
+        pos_all = torch.cat([pos, self.memory_pos[None].expand(n, m, c)], dim=1)
+        key_padding_mask = None if mask is None else F.pad(mask.flatten(1), (0, m), value=False)
+        tokens, bus = self.encoder.frame_layer(0, src, bus, pos_all, key_padding_mask)
+        return tokens, bus, pos
+
+    def forward_tokens(
+        self,
+        src: torch.Tensor,
+        bus: torch.Tensor,
+        pos: torch.Tensor,
+        query_embed: torch.Tensor,
+        num_frames: int,
+        size: tuple[int, int],
+        flat_mask: torch.Tensor | None = None,
+        return_intermediate: bool = True,
+        first_layer_done: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward` on token layouts: ``src/pos (B*T, HW, C)``, ``bus (B*T, M, C)``, ``flat_mask (B*T, HW)``,
+        ``size = (h, w)``. With ``first_layer_done`` the first frame layer has already run
+        (`first_frame_layer`)."""
+        bt, _, c = src.shape
+        h, w = size
+        b, t, m = bt // num_frames, num_frames, self.memory_bus.shape[0]
         bus_pos = self.memory_pos[None].expand(bt, m, c)
-        src, bus = self.encoder(src, bus, pos, bus_pos, t, flat_mask)
+        src, bus = self.encoder(src, bus, pos, bus_pos, t, flat_mask, first_layer_done=first_layer_done)
 
         # Decoder memory: all frames' tokens (frame-major), then all frames' bus tokens.
         memory = torch.cat([src.reshape(b, t * h * w, c), bus.reshape(b, t * m, c)], dim=1)

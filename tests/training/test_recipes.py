@@ -122,12 +122,22 @@ def test_recipes_hold_the_reference_values(name: str) -> None:
 
 def test_demo_recipes_are_the_two_stages_scaled_down() -> None:
     coco, ytvis = get_recipe("demo_coco"), get_recipe("demo_ytvis")
-    assert (coco.dataset_format, coco.num_frames, coco.init) == ("coco", 1, "scratch")
-    assert (ytvis.dataset_format, ytvis.init) == ("ytvis", "checkpoint")
+    assert (coco.dataset_format, coco.num_frames, coco.init, coco.calibrate_bn) == (
+        "coco",
+        1,
+        "scratch",
+        True,
+    )
+    assert (ytvis.dataset_format, ytvis.num_frames, ytvis.init) == ("ytvis", 3, "checkpoint")
     for r in (coco, ytvis):
         assert r.preset == "demo" and r.num_classes == 5
-        assert (r.clip_type, r.clip_value, r.backbone_multiplier, r.freeze_at) == ("full_model", 0.01, 0.1, 2)
+        assert (r.clip_type, r.clip_value, r.optimizer) == ("full_model", 0.01, "adamw")
+        # trained from scratch: the whole backbone learns at the full rate; aligned mask targets
+        assert (r.freeze_at, r.backbone_multiplier, r.size_divisibility) == (0, 1.0, 32)
+        assert (r.test_size, r.test_window, r.test_stride) == (160, 5, 1)
     assert set(RECIPES) == {"r50_coco", "r101_coco", "r50_ytvis", "r101_ytvis", "demo_coco", "demo_ytvis"}
+    for name in ("r50_coco", "r101_coco", "r50_ytvis", "r101_ytvis"):
+        assert get_recipe(name).size_divisibility == 0 and not get_recipe(name).calibrate_bn
 
 
 def test_lr_schedule_is_detectron2_warmup_multistep() -> None:

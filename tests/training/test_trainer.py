@@ -22,9 +22,11 @@ from ifc_sdk.cli import main as cli_main
 from ifc_sdk.data.synthetic import generate_dataset
 from ifc_sdk.errors import CheckpointError, ConfigError
 from ifc_sdk.modeling import build_ifc, preset_config
+from ifc_sdk.modeling.backbone import FrozenBatchNorm2d, ResNet
 from ifc_sdk.training.loader import ClipStream, shard_positions
 from ifc_sdk.training.recipes import get_recipe
-from ifc_sdk.training.trainer import load_finetune_init, train
+from ifc_sdk.training.scratch import calibrate_frozen_bn
+from ifc_sdk.training.trainer import load_finetune_init, pad_size, train
 
 # The demo preset shrunk further: 2+2 transformer layers, 6 queries, no dropout (dropout masks are drawn per
 # process, so they could not match between 1 and 2 processes).
@@ -228,3 +230,30 @@ def test_finetune_init_drops_only_the_class_head() -> None:
     assert load_finetune_init(same, state, drop_class_head=True) == dropped
     with pytest.raises(CheckpointError, match="shape"):
         load_finetune_init(build_ifc(preset_config("demo", num_classes=40)), state, drop_class_head=False)
+
+
+@torch.no_grad()
+def test_calibrated_frozen_bn_standardises_every_convolution() -> None:
+    backbone = ResNet(50, stem_channels=8, res2_channels=32, bottleneck_channels=8)
+    x = torch.randn(4, 3, 64, 64) * 3 + 1
+    norms = {n: m for n, m in backbone.named_modules() if isinstance(m, FrozenBatchNorm2d)}
+    assert calibrate_frozen_bn(backbone, x, residual_scale=0.25) == len(norms)
+    outputs = {}
+    hooks = [
+        m.register_forward_hook(lambda m, a, out, n=n: outputs.__setitem__(n, out)) for n, m in norms.items()
+    ]
+    backbone(x)
+    for h in hooks:
+        h.remove()
+    for name, out in outputs.items():
+        std = 0.25 if name.endswith("conv3.norm") else 1.0
+        torch.testing.assert_close(out.mean(dim=(0, 2, 3)), torch.zeros(out.shape[1]), atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            out.std(dim=(0, 2, 3), unbiased=False), torch.full((out.shape[1],), std), atol=1e-3, rtol=1e-3
+        )
+
+
+def test_pad_size() -> None:
+    assert pad_size((130, 202), 32) == (160, 224)
+    assert pad_size((160, 224), 32) == (160, 224)
+    assert pad_size([130, 202], 0) == (130, 202)

@@ -1,0 +1,216 @@
+#!/usr/bin/env python
+"""Long videos: ifc_sdk's FPS and peak memory stay constant as the video grows (36 ... 36,000 frames).
+
+ifc_sdk streams: frames are decoded in a background thread, the backbone and the per-frame states are kept
+only while a later window needs them, and each frame's masks are released (as COCO RLE) as soon as no later
+window can change them. Here the stream is consumed and dropped frame by frame, as a caller writing results
+to disk would; the only state that grows is the list of tracks (a 41-float vector each).
+
+For comparison the reference-style baseline (benchmarks/reference_style.py) is run where it fits in memory:
+its two dense ``(L, 50, L, h8, w8)`` float32 buffers grow with the square of the video length L; for longer
+videos the size they would need is reported instead of run.
+
+Per length it records: end-to-end FPS (median of the repeats), FPS of each tenth of the video (constant FPS),
+peak RSS, and RSS sampled along the video (constant memory). Writes ``long_video.json`` and ``long_video.md``.
+
+Example::
+
+    python benchmarks/long_video.py --lengths 36,360,3600,36000 --height 64 --width 112
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import fps as bench  # noqa: E402
+from reference_style import reference_resized_shape  # noqa: E402
+
+import ifc_sdk  # noqa: E402
+
+MAX_TRACKS = 50
+
+
+def rss_gb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+def baseline_buffer_gb(length: int, height: int, width: int, size: int | None) -> float:
+    """Size of the reference's two dense float32 buffers for a video of ``length`` frames."""
+    h, w = (height, width) if size is None else reference_resized_shape(height, width, size)
+    h8, w8 = -(-h // 8), -(-w // 8)
+    return 2 * length * MAX_TRACKS * length * h8 * w8 * 4 / 2**30
+
+
+def run_stream(model, path: Path, total: int, row: bench.Row, size: int | None, samples: int = 10) -> dict:
+    """segment_video(stream=True), consumed and dropped frame by frame; times and RSS per tenth."""
+    bench.reset_peak_memory(model.device)
+    start = time.perf_counter()
+    marks, rss = [], []
+    stream = ifc_sdk.segment_video(
+        path, model, window=row.window, stride=row.stride, size=size, progress=False, stream=True
+    )
+    every = max(1, total // samples)
+    n = 0
+    for _frame in stream:
+        n += 1
+        if n % every == 0 or n == total:
+            marks.append((n, time.perf_counter() - start))
+            rss.append(round(rss_gb(), 3))
+    seconds = time.perf_counter() - start
+    seg_fps = []
+    prev_n, prev_t = 0, 0.0
+    for m, t in marks:
+        if t > prev_t:
+            seg_fps.append(round((m - prev_n) / (t - prev_t), 3))
+        prev_n, prev_t = m, t
+    return {
+        "frames": n,
+        "seconds": seconds,
+        "fps": n / seconds,
+        "segment_fps": seg_fps,
+        "rss_samples_gb": rss,
+        "tracks": len(stream.tracks),
+        **bench.peak_memory(model.device),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="long_video.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--lengths", default="36,360,3600,36000")
+    p.add_argument("--height", type=int, default=64)
+    p.add_argument("--width", type=int, default=112)
+    p.add_argument("--size", type=int, default=0, help="test-time short side (0: keep the frames)")
+    p.add_argument("--arch", default="r50", choices=("r50", "r101"))
+    p.add_argument("--window", type=int, default=5)
+    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--instances", type=int, default=20)
+    p.add_argument(
+        "--baseline-max-gb",
+        type=float,
+        default=8.0,
+        help="run the reference-style baseline only where its dense buffers need less than this",
+    )
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--cache", type=Path, default=HERE / ".cache")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    size = args.size or None
+    out_dir = args.out or HERE / "results" / f"{device.type}_long"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lengths = [int(x) for x in args.lengths.split(",")]
+    row = bench.Row(
+        f"{args.arch}_t{args.window}",
+        f"{args.arch.upper()} T={args.window}",
+        args.arch,
+        args.window,
+        args.stride,
+        None,
+    )
+    # One synthetic video of the longest length; shorter lengths are its prefixes (same content).
+    longest = bench.prepare_video("synthetic", max(lengths), args.height, args.width, args.cache)
+    paths = {}
+    for n in lengths:
+        paths[n] = (
+            longest
+            if n == max(lengths)
+            else bench.prepare_video("synthetic", n, args.height, args.width, args.cache)
+        )
+    calib = bench.decode_all(paths[min(lengths)])[: args.window]
+    model, info = bench.build_model(
+        args.arch, device, calib_frames=calib, size=size, instances=args.instances
+    )
+    report = {
+        "env": bench.environment(device),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "config": vars(args) | {"cache": str(args.cache), "out": str(out_dir)},
+        "model": info,
+        "runs": [],
+    }
+    # warm-up
+    bench.run_ours(model, calib, row, size=size, precision="fp32")
+    for n in lengths:
+        runs = [run_stream(model, paths[n], n, row, size) for _ in range(args.repeats)]
+        best = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+        entry = {
+            "frames": n,
+            "fps": round(statistics.median(r["fps"] for r in runs), 3),
+            "fps_runs": [round(r["fps"], 3) for r in runs],
+            "segment_fps": best["segment_fps"],
+            "peak_rss_gb": max(r.get("peak_rss_gb", 0) for r in runs),
+            "rss_samples_gb": best["rss_samples_gb"],
+            "tracks": best["tracks"],
+            "baseline_buffers_gb": round(baseline_buffer_gb(n, args.height, args.width, size), 3),
+        }
+        if entry["baseline_buffers_gb"] <= args.baseline_max_gb:
+            frames = bench.decode_all(paths[n])
+            base = bench.run_baseline(model, frames, row, size=size, precision="fp32")
+            entry["baseline_fps_compute_only"] = round(n / base.seconds, 3)
+            entry["baseline_peak_rss_gb"] = base.memory.get("peak_rss_gb")
+            entry["baseline_note"] = (
+                "ok" if not isinstance(base.output, Exception) else f"failed: {base.output}"
+            )
+            del frames, base
+        else:
+            entry["baseline_note"] = (
+                f"not run: its dense buffers alone would need {entry['baseline_buffers_gb']:.0f} GB"
+            )
+        report["runs"].append(entry)
+        print(json.dumps(entry), flush=True)
+        _write(report, out_dir)
+    report["env"]["loadavg_end"] = list(__import__("os").getloadavg())
+    _write(report, out_dir)
+    return 0
+
+
+def _write(report: dict, out_dir: Path) -> None:
+    (out_dir / "long_video.json").write_text(json.dumps(report, indent=1, default=str))
+    cfg = report["config"]
+    lines = [
+        f"# Long videos ({report['env']['device_name']})",
+        "",
+        f"{cfg['arch'].upper()} T={cfg['window']} S={cfg['stride']}, synthetic {cfg['height']}x{cfg['width']} "
+        f"mp4, fp32, random weights calibrated to ~{cfg['instances']} instances per clip; stream consumed "
+        f"frame by frame (segment_video(stream=True)); torch {report['env']['torch']}; "
+        f"load average {report['env']['loadavg_start']} -> {report['env'].get('loadavg_end', '-')}",
+        "",
+        "| frames | FPS (median) | FPS per tenth of the video | peak RSS (GB) | RSS along the video (GB) "
+        "| tracks | reference-style | reference-style dense buffers (GB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in report["runs"]:
+        seg = ", ".join(f"{x:.1f}" for x in e["segment_fps"])
+        rss = ", ".join(f"{x:.2f}" for x in e["rss_samples_gb"])
+        base = (
+            f"{e['baseline_fps_compute_only']:.2f} FPS compute-only, peak RSS {e['baseline_peak_rss_gb']:.2f} GB"
+            if "baseline_fps_compute_only" in e
+            else e["baseline_note"]
+        )
+        lines.append(
+            f"| {e['frames']} | {e['fps']:.2f} | {seg} | {e['peak_rss_gb']:.2f} | {rss} | {e['tracks']} "
+            f"| {base} | {e['baseline_buffers_gb']:.2f} |"
+        )
+    lines += ["", f"Command: `{report['command']}`", ""]
+    (out_dir / "long_video.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
