@@ -239,7 +239,7 @@ def partial_files(tmp_path: Path) -> list[Path]:
 
 
 def test_shipped_manifest_entries() -> None:
-    assert weights.model_names() == ["ifc-r101-ytvis19", "ifc-r50-coco", "ifc-r50-ytvis19"]
+    assert weights.model_names() == ["ifc-r101-ytvis19", "ifc-r50-coco", "ifc-r50-ytvis19", "shapes-demo"]
     for alias, name in [
         ("r50", "ifc-r50-ytvis19"),
         ("R50-YTVIS19", "ifc-r50-ytvis19"),

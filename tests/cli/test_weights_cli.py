@@ -21,7 +21,7 @@ from ifc_sdk.cli import main
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "reference"
 SMALL = {"hidden_dim": 64, "dim_feedforward": 128, "num_queries": 12, "bottleneck_channels": 8}
-REAL_NAMES = ("ifc-r101-ytvis19", "ifc-r50-coco", "ifc-r50-ytvis19")
+REAL_NAMES = ("ifc-r101-ytvis19", "ifc-r50-coco", "ifc-r50-ytvis19", "shapes-demo")
 
 
 @pytest.fixture(autouse=True, scope="module")
