@@ -21,7 +21,9 @@ OUT = Path(__file__).resolve().parents[1] / "ifc_sdk" / "assets" / "shapes_examp
 def main(seed: int = 90003, num_frames: int = 60, fps: int = 15) -> Path:
     video = render_video(seed, num_frames=num_frames, max_objects=4)
     with atomic_path(OUT) as tmp, av.open(str(tmp), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps, 1), options={"crf": "20", "preset": "slow"})
+        stream = container.add_stream(
+            "libx264", rate=Fraction(fps, 1), options={"crf": "20", "preset": "slow"}
+        )
         stream.height, stream.width = video.frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
         for frame in video.frames:
