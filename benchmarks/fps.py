@@ -405,35 +405,72 @@ class RunResult:
     cpu_seconds: float = 0.0
 
 
-# ifc_sdk variants for the step-by-step measurements (--ablation); "sdk" is the library as it is.
+# ifc_sdk variants for the step-by-step measurements (--ablation), cumulative; "sdk" is the library as it is.
 VARIANTS = {
-    "sdk": "ifc_sdk (backbone batches of 4 on CPU, per-frame states reused across windows)",
-    "window_batches": "backbone batches of `window` frames, heads from backbone features per window "
-    "(ifc_sdk before this work)",
-    "no_state_reuse": "backbone batches of 4, heads from backbone features per window",
+    "before": "ifc_sdk before this work: backbone batches of `window` frames, out-of-place FrozenBN and "
+    "residual add, heads from backbone features per window",
+    "batches": "+ backbone batches of 2 frames (CPU)",
+    "inplace": "+ in-place FrozenBN and residual add (CPU)",
+    "reuse": "+ per-frame states (pos, input_proj, 1st encoder layer, mask adapters) reused across windows",
+    "sdk": "+ per-frame parts of each window in groups of 2 frames (CPU) = ifc_sdk now",
 }
+
+
+def _legacy_convnorm_forward(self, x):  # ConvNorm.forward before this work (CPU path)
+    if self.fused_weight is not None and x.device.type != "cpu" and not torch.is_grad_enabled():
+        return torch.nn.functional.conv2d(
+            x,
+            self.fused_weight.to(x.dtype),
+            self.fused_bias.to(x.dtype),
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+        )
+    return self.norm(torch.nn.Conv2d.forward(self, x))
+
+
+def _legacy_bottleneck_forward(self, x):  # BottleneckBlock.forward before this work
+    relu_ = torch.nn.functional.relu_
+    out = relu_(self.conv1(x))
+    out = relu_(self.conv2(out))
+    out = self.conv3(out)
+    shortcut = x if self.shortcut is None else self.shortcut(x)
+    return relu_(out + shortcut)
 
 
 @contextlib.contextmanager
 def _variant(model, variant: str, row: Row):
-    """Emulate an earlier ifc_sdk for the step measurements: per-window heads on backbone features
-    (`IFC.forward_clips`, no per-frame state reuse) and/or backbone batches of ``window`` frames."""
-    if variant == "sdk":
-        yield {}
-        return
+    """Emulate the earlier steps of ifc_sdk (`VARIANTS`); yields VideoSegmenter keyword arguments and a
+    function applied to the segmenter."""
+    from ifc_sdk.modeling import backbone as bb
+
     if variant not in VARIANTS:
-        raise SystemExit(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
+        raise SystemExit(f"unknown variant {variant!r}; choose from {list(VARIANTS)}")
+    order = list(VARIANTS)
+    step = order.index(variant)
+    saved = (bb.ConvNorm.forward, bb.BottleneckBlock.forward)
+    if step < order.index("inplace"):
+        bb.ConvNorm.forward, bb.BottleneckBlock.forward = _legacy_convnorm_forward, _legacy_bottleneck_forward
+    if step < order.index("reuse"):
 
-    def states(res3, res4, res5, mask5=None):
-        return {"res3": res3, "res4": res4, "res5": res5}
+        def states(res3, res4, res5, mask5=None):
+            return {"res3": res3, "res4": res4, "res5": res5}
 
-    def forward(st, num_frames, size5):
-        return model.forward_clips(st["res3"], st["res4"], st["res5"], num_frames, aux=False)
+        def forward(st, num_frames, size5, frame_chunk=None):
+            return model.forward_clips(st["res3"], st["res4"], st["res5"], num_frames, aux=False)
 
-    model.frame_states, model.forward_frame_states = states, forward
+        model.frame_states, model.forward_frame_states = states, forward
+    kwargs = {"batch_frames": row.window} if variant == "before" else {}
+
+    def adjust(segmenter):
+        if step < order.index("sdk"):
+            segmenter._frame_chunk = None
+
     try:
-        yield {"batch_frames": row.window if variant == "window_batches" else None}
+        yield kwargs, adjust
     finally:
+        bb.ConvNorm.forward, bb.BottleneckBlock.forward = saved
         model.__dict__.pop("frame_states", None)
         model.__dict__.pop("forward_frame_states", None)
 
@@ -453,7 +490,7 @@ def run_ours(
     reset_peak_memory(device)
     timer = StageTimer(device) if instrument else None
     start, cpu0 = time.perf_counter(), _cpu_seconds()
-    with _variant(model, variant, row) as kwargs:
+    with _variant(model, variant, row) as (kwargs, adjust):
         if isinstance(source, Path) and not instrument and variant == "sdk":
             result = ifc_sdk.segment_video(
                 source,
@@ -468,6 +505,7 @@ def run_ours(
             segmenter = VideoSegmenter(
                 model, window=row.window, stride=row.stride, size=size, precision=precision, **kwargs
             )
+            adjust(segmenter)
             reader = open_video(source) if isinstance(source, Path) else None
             frames = ((f.image, f.timestamp) for f in reader) if reader is not None else iter(source)
             try:
@@ -765,7 +803,7 @@ def run_ablation(
 ) -> list[dict]:
     """The speed-up steps one by one (end-to-end from the mp4, interleaved repeats): the ifc_sdk before this
     work, + backbone batches of 4, + per-frame state reuse (= ifc_sdk now), and the reference-style baseline."""
-    variants = ["window_batches", "no_state_reuse", "sdk"]
+    variants = list(VARIANTS)
     short = frames[: min(len(frames), min(row.window, 6) + 2)]
     for v in variants:
         run_ours(model, short, row, size=size, precision=precision, variant=v)

@@ -28,7 +28,7 @@ from ifc_sdk.modeling.ifc import IFC
 from ifc_sdk.results import RLE, Track, VideoResult, encode_masks
 
 # Frames per backbone batch by device type (VideoSegmenter's ``batch_frames``).
-BATCH_FRAMES = {"cpu": 4, "default": 16}
+BATCH_FRAMES = {"cpu": 2, "default": 16}
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -70,8 +70,9 @@ class VideoSegmenter:
         precision: "fp32", "bf16" or "fp16" (autocast; tracking always runs in fp32).
         keep_images: attach each input frame to its `FrameInstances` (e.g. to draw an overlay).
         source: the video's name, for error messages.
-        batch_frames: frames per backbone batch (default: 4 on the CPU, where small batches avoid the page
-            faults of huge activations, 16 elsewhere); batches of one frame are avoided.
+        batch_frames: frames per backbone batch (default: 2 on the CPU, where small activations are reused by
+            the allocator instead of being page-faulted in afresh, 16 elsewhere); batches of one frame are
+            avoided. On the CPU the per-frame parts of each window's heads run on as many frames at a time.
 
     On CUDA the backbone runs in channels_last (NHWC) with FrozenBN folded into the convolutions (set
     ``model.backbone.channels_last = False`` to keep NCHW); the CPU path is the reference's computation.
@@ -109,6 +110,8 @@ class VideoSegmenter:
             batch_frames = BATCH_FRAMES.get(model.device.type, BATCH_FRAMES["default"])
         self.batch_frames = batch_frames
         self._channels_last = model.device.type == "cuda" and getattr(model.backbone, "channels_last", True)
+        # On the CPU the per-frame parts of each window also run on `batch_frames` frames at a time.
+        self._frame_chunk = batch_frames if model.device.type == "cpu" else None
         self.tracker = ClipTracker(window)
         self.num_frames = 0
         self.input_size: tuple[int, int] | None = None
@@ -217,7 +220,9 @@ class VideoSegmenter:
             compute_features(clip)
             stacked = {k: torch.stack([features[f][k] for f in clip]) for k in features[clip[0]]}
             with self._autocast():
-                out = self.model.forward_frame_states(stacked, len(clip), self._size5)
+                out = self.model.forward_frame_states(
+                    stacked, len(clip), self._size5, frame_chunk=self._frame_chunk
+                )
             self.tracker.add_clip(clip, out["pred_masks"][0], out["pred_logits"][0])
             if last:
                 yield from self._emit(None, buffered)

@@ -168,11 +168,17 @@ class IFC(nn.Module):
         return states
 
     def forward_frame_states(
-        self, states: dict[str, torch.Tensor], num_frames: int, size5: tuple[int, int]
+        self,
+        states: dict[str, torch.Tensor],
+        num_frames: int,
+        size5: tuple[int, int],
+        frame_chunk: int | None = None,
     ) -> dict:
         """`forward_clips` (``aux=False``) from `frame_states` of B clips of ``num_frames`` frames each (frames of
         a clip consecutive along the first dimension); ``size5`` is res5's ``(h32, w32)``. Same result as
-        `forward_clips` on the frames' backbone features."""
+        `forward_clips` on the frames' backbone features. ``frame_chunk``: run the per-frame parts (encoder frame
+        layers, mask head pixel features) on groups of this many frames; the result is the same, the
+        intermediate activations smaller (fewer fresh pages for the CPU to fault in)."""
         hs, memory = self.transformer.forward_tokens(
             states["tokens"],
             states["bus"],
@@ -183,9 +189,12 @@ class IFC(nn.Module):
             states.get("mask5"),
             return_intermediate=False,
             first_layer_done=True,
+            frame_chunk=frame_chunk,
         )
         logits = self.class_embed(hs)
-        pred_masks = self.mask_head(hs, memory, None, None, laterals=(states["fpn4"], states["fpn3"]))
+        pred_masks = self.mask_head(
+            hs, memory, None, None, laterals=(states["fpn4"], states["fpn3"]), frame_chunk=frame_chunk
+        )
         return {"pred_logits": logits[-1], "pred_masks": pred_masks[-1]}
 
     def forward(self, images: torch.Tensor, image_sizes: Sequence[tuple[int, int]] | None = None) -> dict:

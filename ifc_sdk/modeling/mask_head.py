@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ifc_sdk.modeling.mlp import MLP
+from ifc_sdk.modeling.transformer import frame_slices
 
 
 class DepthwiseSeparableConv2d(nn.Module):
@@ -83,11 +84,26 @@ class MaskHead(nn.Module):
         res4: torch.Tensor | None,
         res3: torch.Tensor | None,
         laterals: tuple[torch.Tensor, torch.Tensor] | None = None,
+        frame_chunk: int | None = None,
     ) -> torch.Tensor:
         """``hs (L, B, Q, C)`` decoder outputs; the rest as in `pixel_features` with N = B*T
-        -> mask logits ``(L, B, Q, T, H/8, W/8)``."""
-        feats = self.pixel_features(memory, res4, res3, laterals)  # (B*T, C, H/8, W/8)
-        b = hs.shape[1]
-        feats = feats.reshape(b, -1, *feats.shape[1:])  # (B, T, C, H/8, W/8)
+        -> mask logits ``(L, B, Q, T, H/8, W/8)``.
+
+        ``frame_chunk`` (one clip, B = 1): compute the pixel features and masks for groups of this many frames
+        (same result; smaller intermediate activations, which the CPU allocates and page-faults afresh when
+        they are large)."""
         weights = self.convert_to_weight(hs)  # (L, B, Q, C)
-        return torch.einsum("lbqc,btchw->lbqthw", weights, feats)
+        b = hs.shape[1]
+        groups = frame_slices(memory.shape[0], frame_chunk if b == 1 else None)
+        if len(groups) == 1:
+            feats = self.pixel_features(memory, res4, res3, laterals)  # (B*T, C, H/8, W/8)
+            feats = feats.reshape(b, -1, *feats.shape[1:])  # (B, T, C, H/8, W/8)
+            return torch.einsum("lbqc,btchw->lbqthw", weights, feats)
+        masks = []
+        for part in groups:
+            lat = None if laterals is None else (laterals[0][part], laterals[1][part])
+            feats = self.pixel_features(
+                memory[part], None if res4 is None else res4[part], None if res3 is None else res3[part], lat
+            )
+            masks.append(torch.einsum("lbqc,btchw->lbqthw", weights, feats[None]))
+        return torch.cat(masks, dim=3)

@@ -13,6 +13,18 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def frame_slices(n: int, chunk: int | None) -> list[slice]:
+    """Slices of ``n`` frames in groups of ``chunk`` (None: one group). A trailing group of one frame is merged
+    into the previous one: CPU kernels pick another algorithm for a batch of one, which would change the last
+    bits of the result; any other grouping gives bit-identical results."""
+    if chunk is None or chunk >= n:
+        return [slice(0, n)]
+    starts = list(range(0, n, chunk))
+    if n - starts[-1] == 1 and len(starts) > 1:
+        starts.pop()
+    return [slice(a, b) for a, b in zip(starts, [*starts[1:], n])]
+
+
 class MultiheadAttention(nn.Module):
     """Multi-head attention with ``nn.MultiheadAttention``'s parameters, batch-first.
 
@@ -178,12 +190,15 @@ class IFCEncoder(nn.Module):
         num_frames: int,
         key_padding_mask: torch.Tensor | None = None,
         first_layer_done: bool = False,
+        frame_chunk: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``src/pos (B*T, HW, C)``, ``bus/bus_pos (B*T, M, C)``, mask ``(B*T, HW)`` -> (src, bus), same shapes.
 
         ``first_layer_done``: ``src``/``bus`` are already the outputs of ``enc_layers[0]`` (`frame_layer`).
         The first frame layer sees only the frame itself and the learned initial bus, so a caller sliding
         overlapping windows over a video can compute it once per frame.
+        ``frame_chunk``: run the frame layers on groups of this many frames (same result; smaller
+        intermediate activations, which the CPU allocates and page-faults afresh when they are large).
         """
         bt, hw, c = src.shape
         m = bus.shape[1]
@@ -193,7 +208,21 @@ class IFCEncoder(nn.Module):
             key_padding_mask = F.pad(key_padding_mask, (0, m), value=False)
         for i, bus_layer in enumerate(self.bus_layers):
             if i > 0 or not first_layer_done:
-                src, bus = self.frame_layer(i, src, bus, pos, key_padding_mask)
+                groups = frame_slices(bt, frame_chunk)
+                if len(groups) == 1:
+                    src, bus = self.frame_layer(i, src, bus, pos, key_padding_mask)
+                else:
+                    parts = [
+                        self.frame_layer(
+                            i,
+                            src[g],
+                            bus[g],
+                            pos[g],
+                            None if key_padding_mask is None else key_padding_mask[g],
+                        )
+                        for g in groups
+                    ]
+                    src, bus = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
             bus = (
                 bus.reshape(b, num_frames, m, c).transpose(1, 2).reshape(b * m, num_frames, c)
             )  # (B*M, T, C)
@@ -315,15 +344,18 @@ class IFCTransformer(nn.Module):
         flat_mask: torch.Tensor | None = None,
         return_intermediate: bool = True,
         first_layer_done: bool = False,
+        frame_chunk: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`forward` on token layouts: ``src/pos (B*T, HW, C)``, ``bus (B*T, M, C)``, ``flat_mask (B*T, HW)``,
         ``size = (h, w)``. With ``first_layer_done`` the first frame layer has already run
-        (`first_frame_layer`)."""
+        (`first_frame_layer`); ``frame_chunk``: see `IFCEncoder.forward`."""
         bt, _, c = src.shape
         h, w = size
         b, t, m = bt // num_frames, num_frames, self.memory_bus.shape[0]
         bus_pos = self.memory_pos[None].expand(bt, m, c)
-        src, bus = self.encoder(src, bus, pos, bus_pos, t, flat_mask, first_layer_done=first_layer_done)
+        src, bus = self.encoder(
+            src, bus, pos, bus_pos, t, flat_mask, first_layer_done=first_layer_done, frame_chunk=frame_chunk
+        )
 
         # Decoder memory: all frames' tokens (frame-major), then all frames' bus tokens.
         memory = torch.cat([src.reshape(b, t * h * w, c), bus.reshape(b, t * m, c)], dim=1)

@@ -27,9 +27,21 @@ def test_frame_states_reproduce_forward_clips_bit_for_bit():
         states = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
         for start, stop in ((0, 3), (2, 7), (0, 10)):
             ref = m.forward_clips(*(feats[k][start:stop] for k in levels), stop - start, aux=False)
-            got = m.forward_frame_states({k: v[start:stop] for k, v in states.items()}, stop - start, size5)
-            assert torch.equal(got["pred_logits"], ref["pred_logits"])
-            assert torch.equal(got["pred_masks"], ref["pred_masks"])
+            clip = {k: v[start:stop] for k, v in states.items()}
+            for frame_chunk in (None, 2, 3):  # per-frame parts of the window in groups of frames
+                got = m.forward_frame_states(clip, stop - start, size5, frame_chunk=frame_chunk)
+                assert torch.equal(got["pred_logits"], ref["pred_logits"])
+                assert torch.equal(got["pred_masks"], ref["pred_masks"])
+
+
+def test_frame_slices_never_leave_a_single_frame_group():
+    from ifc_sdk.modeling.transformer import frame_slices
+
+    for n in range(1, 12):
+        for chunk in (None, 1, 2, 3, 4):
+            groups = frame_slices(n, chunk)
+            assert [i for g in groups for i in range(g.start, g.stop)] == list(range(n))
+            assert n == 1 or chunk == 1 or all(g.stop - g.start > 1 for g in groups)
 
 
 @pytest.mark.parametrize(("window", "stride"), [(3, 1), (4, 2)])
