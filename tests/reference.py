@@ -52,3 +52,48 @@ def video_runs() -> list[tuple[str, str]]:
 
 def unpack_masks(packed: torch.Tensor, width: int) -> np.ndarray:
     return np.unpackbits(packed.numpy(), axis=-1, bitorder="big")[..., :width].astype(bool)
+
+
+def run_video(name: str, run: str, segment=None, **kwargs):
+    """Segment the fixture video of ``name`` with the window/stride of ``run`` at the reference's size;
+    ``segment`` defaults to the cached reference model's ``segment_frames``."""
+    info = meta()["models"][name]
+    spec = info["video_runs"][run]
+    segment = segment or model(name).segment_frames
+    height, width = info["video"]["height"], info["video"]["width"]
+    return segment(
+        rgb_frames(name),
+        window=spec["window_T"],
+        stride=spec["clip_stride"],
+        size=None,
+        output_size=(height, width),
+        **kwargs,
+    )
+
+
+def assert_matches_reference(
+    result, name: str, run: str, *, prob_rtol: float = 1e-5, score_rtol: float = 1e-5, min_iou: float = 0.999
+) -> None:
+    """Tracks, class probabilities, outputs (labels, order, scores) and masks of ``result`` against the
+    reference's run ``run`` of model ``name``."""
+    info = meta()["models"][name]
+    spec = info["video_runs"][run]
+    ref = tensors(spec["file"])
+    assert len(result.tracks) == spec["num_tracks"]
+    np.testing.assert_allclose(
+        np.stack([t.class_probs for t in result.tracks]), ref["track_cls"].numpy(), rtol=prob_rtol, atol=1e-7
+    )
+    preds = result.predictions(multi_class=True, threshold=0.01)
+    assert len(preds) == spec["num_outputs"]
+    assert [p["label"] for p in preds] == ref["pred_labels"].tolist()
+    np.testing.assert_allclose(
+        [p["score"] for p in preds], ref["pred_scores"].numpy(), rtol=score_rtol, atol=1e-6
+    )
+    ref_masks = unpack_masks(ref["result_masks_packed"], info["video"]["width"])
+    for pred, row in zip(preds, ref["pred_track_idx"].tolist()):
+        assert pred.track_id == row
+        mine = pred["masks"]
+        assert mine.shape == ref_masks[row].shape
+        union = (mine | ref_masks[row]).sum()
+        iou = (mine & ref_masks[row]).sum() / union if union else 1.0
+        assert iou >= min_iou, (pred.track_id, iou)

@@ -18,7 +18,9 @@ def register(subparsers) -> None:
         description="Runs the bundled shapes-demo model (trained here on synthetic videos) over a video, by default "
         "the bundled example, and writes an overlay video and YouTube-VIS / COCO-RLE JSON results.",
     )
-    p.add_argument("--video", type=Path, default=EXAMPLE_VIDEO, help="video to segment (default: the bundled example)")
+    p.add_argument(
+        "--video", type=Path, default=EXAMPLE_VIDEO, help="video to segment (default: the bundled example)"
+    )
     p.add_argument("--out", type=Path, default=Path("ifc_demo"), help="output folder (default: ifc_demo)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.set_defaults(func=run)

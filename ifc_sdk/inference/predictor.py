@@ -24,6 +24,7 @@ from ifc_sdk.errors import ConfigError, VideoError
 from ifc_sdk.inference.preprocess import resize_frames, resized_shape, to_tensor
 from ifc_sdk.inference.rle import encode_masks_torch
 from ifc_sdk.inference.tracker import ClipTracker
+from ifc_sdk.modeling import kernels
 from ifc_sdk.modeling.ifc import IFC
 from ifc_sdk.results import RLE, Track, VideoResult, encode_masks
 
@@ -109,7 +110,9 @@ class VideoSegmenter:
         if batch_frames is None:
             batch_frames = BATCH_FRAMES.get(model.device.type, BATCH_FRAMES["default"])
         self.batch_frames = batch_frames
-        self._channels_last = model.device.type == "cuda" and getattr(model.backbone, "channels_last", True)
+        self._channels_last = not kernels.reference_kernels(model.device) and getattr(
+            model.backbone, "channels_last", True
+        )
         # On the CPU the per-frame parts of each window also run on `batch_frames` frames at a time.
         self._frame_chunk = batch_frames if model.device.type == "cpu" else None
         self.tracker = ClipTracker(window)
@@ -155,7 +158,7 @@ class VideoSegmenter:
                 up = F.interpolate(logits[None], size=self.output_size, mode="bilinear", align_corners=False)[
                     0
                 ]
-                if up.device.type == "cpu":
+                if kernels.reference_kernels(up.device):
                     on = (up > 0).numpy()  # (n, H0, W0)
                     masks = encode_masks(on)
                     keep = [i for i, m in enumerate(on) if m.any()]
@@ -170,7 +173,7 @@ class VideoSegmenter:
         """Segment a stream of uint8 ``(H, W, 3)`` RGB frames (or ``(frame, timestamp)`` pairs); yields every
         frame's final instances in frame order as soon as no later window can change them."""
         self.model.backbone.fuse_frozen_bn()
-        if self._channels_last:  # CUDA only: NHWC convolutions (tensor cores); the CPU keeps NCHW
+        if self._channels_last:  # accelerators: NHWC convolutions (tensor cores); the CPU keeps NCHW
             self.model.backbone.to(memory_format=torch.channels_last)
         source = iter(frames)
         buffered: dict[int, tuple[np.ndarray, float | None]] = {}  # decoded frames not yet released

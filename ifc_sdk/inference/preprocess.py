@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ifc_sdk.modeling import kernels
+
 
 def resized_shape(height: int, width: int, short_side: int, max_size: int = 1333) -> tuple[int, int]:
     """detectron2 ``ResizeShortestEdge`` output size: the short side becomes ``short_side``, the long side
@@ -38,7 +40,7 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     CPU, within one grey level elsewhere)."""
     if tuple(frames.shape[-2:]) == tuple(size):
         return frames
-    if frames.device.type == "cpu":
+    if kernels.reference_kernels(frames.device):
         hwc = frames.permute(0, 2, 3, 1).numpy()
         out = np.stack(
             [np.asarray(Image.fromarray(f).resize((size[1], size[0]), Image.BILINEAR)) for f in hwc]

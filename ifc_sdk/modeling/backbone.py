@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ifc_sdk.modeling import kernels
+
 DEPTH_TO_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 
 
@@ -42,7 +44,7 @@ class FrozenBatchNorm2d(nn.Module):
     def forward_inplace(self, x: torch.Tensor) -> torch.Tensor:
         """`forward` overwriting ``x`` (a fresh convolution output) when no gradient is needed: the same
         kernel as ``F.batch_norm`` (bit-identical), without allocating and page-faulting a second activation."""
-        if x.requires_grad or x.device.type != "cpu":
+        if x.requires_grad or x.dtype != self.weight.dtype or not kernels.reference_kernels(x.device):
             return self(x)
         empty = x.new_empty(0)
         torch.ops.aten.native_batch_norm.out(
@@ -102,7 +104,11 @@ class ConvNorm(nn.Conv2d):
         self.fused_bias = shift
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fused_weight is not None and x.device.type != "cpu" and not torch.is_grad_enabled():
+        if (
+            self.fused_weight is not None
+            and not torch.is_grad_enabled()
+            and not kernels.reference_kernels(x.device)
+        ):
             return F.conv2d(
                 x,
                 self.fused_weight.to(x.dtype),

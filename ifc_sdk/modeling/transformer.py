@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ifc_sdk.modeling import kernels
+
 
 def frame_slices(n: int, chunk: int | None) -> list[slice]:
     """Slices of ``n`` frames in groups of ``chunk`` (None: one group). A trailing group of one frame is merged
@@ -28,9 +30,9 @@ def frame_slices(n: int, chunk: int | None) -> list[slice]:
 class MultiheadAttention(nn.Module):
     """Multi-head attention with ``nn.MultiheadAttention``'s parameters, batch-first.
 
-    On CUDA it runs ``F.scaled_dot_product_attention`` (fused kernels). Elsewhere it runs the reference's own
-    computation (``F.multi_head_attention_forward``, explicit softmax), which reproduces its fp32 outputs
-    bit for bit on the CPU.
+    On accelerators it runs ``F.scaled_dot_product_attention`` (fused kernels). On the CPU it runs the
+    reference's own computation (``F.multi_head_attention_forward``, explicit softmax), which reproduces its
+    fp32 outputs bit for bit (`ifc_sdk.modeling.kernels`).
     """
 
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0) -> None:
@@ -55,7 +57,7 @@ class MultiheadAttention(nn.Module):
         """``query (N, Lq, C)``, ``key/value (N, Lk, C)``, ``key_padding_mask (N, Lk)`` True = ignore
         -> ``(N, Lq, C)``."""
         dropout = self.dropout if self.training else 0.0
-        if not query.is_cuda:
+        if kernels.reference_kernels(query.device):
             out, _ = F.multi_head_attention_forward(
                 query.transpose(0, 1),
                 key.transpose(0, 1),
