@@ -28,8 +28,9 @@ def test_bundled_model_segments_held_out_synthetic_videos(tmp_path):
     from ifc_sdk.evaluation.ytvis import evaluate_ytvis
 
     annotations = generate_dataset(tmp_path / "data", num_videos=6, seed=777)
-    results = predict_dataset(tmp_path / "data", tmp_path / "results.json", model="shapes-demo", device="cpu",
-                              progress=False)
+    results = predict_dataset(
+        tmp_path / "data", tmp_path / "results.json", model="shapes-demo", device="cpu", progress=False
+    )
     metrics = evaluate_ytvis(annotations, results)
     assert metrics["AP"] >= 0.5, metrics
 
