@@ -60,8 +60,8 @@ import ifc_sdk  # noqa: E402
 from ifc_sdk.inference import predictor as _predictor  # noqa: E402
 from ifc_sdk.inference.predictor import VideoSegmenter, collect  # noqa: E402
 from ifc_sdk.io.video import open_video  # noqa: E402
-from ifc_sdk.modeling import ifc_r50, ifc_r101  # noqa: E402
-from ifc_sdk.modeling.backbone import FrozenBatchNorm2d  # noqa: E402
+from ifc_sdk.modeling import ifc_r50, ifc_r101, kernels  # noqa: E402
+from ifc_sdk.modeling.backbone import ConvNorm, FrozenBatchNorm2d  # noqa: E402
 
 REPO = HERE.parent
 SHARED_VIDEOS = REPO.parent / "shared" / "fixtures" / "videos"
@@ -416,17 +416,12 @@ VARIANTS = {
 }
 
 
-def _legacy_convnorm_forward(self, x):  # ConvNorm.forward before this work (CPU path)
-    if self.fused_weight is not None and x.device.type != "cpu" and not torch.is_grad_enabled():
-        return torch.nn.functional.conv2d(
-            x,
-            self.fused_weight.to(x.dtype),
-            self.fused_bias.to(x.dtype),
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
-        )
+_CONVNORM_FORWARD = ConvNorm.forward
+
+
+def _legacy_convnorm_forward(self, x):  # ConvNorm.forward before this work: FrozenBN out of place on the CPU
+    if not kernels.reference_kernels(x.device):  # the accelerator path did not change
+        return _CONVNORM_FORWARD(self, x)
     return self.norm(torch.nn.Conv2d.forward(self, x))
 
 

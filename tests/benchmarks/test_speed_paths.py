@@ -82,3 +82,31 @@ def test_bench_cli_passes_every_option_to_the_script():
     assert args.script_args == ["--rows", "r50_t5", "--quick", "--help"]
     args = build_parser().parse_args(["bench", "long-video", "--lengths", "36"])
     assert args.script_args == ["long-video", "--lengths", "36"]
+
+
+def test_ablation_variants_compute_the_same_result():
+    """benchmarks/fps.py --ablation emulates the earlier steps of the speed work; each must be the same
+    computation scheduled differently (bit-identical outputs on the CPU), and put the library back after."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import fps
+
+    from ifc_sdk.modeling import backbone
+
+    m = model(NAME)
+    frames = list(rgb_frames(NAME)[:7])
+    row = fps.Row("t", "T=3", "r50", 3, 1, None)
+    forwards = (backbone.ConvNorm.forward, backbone.BottleneckBlock.forward)
+    results = {
+        v: fps.run_ours(m, frames, row, size=None, precision="fp32", variant=v).output for v in fps.VARIANTS
+    }
+    assert (backbone.ConvNorm.forward, backbone.BottleneckBlock.forward) == forwards
+    assert "frame_states" not in m.__dict__
+    sdk = results.pop("sdk")
+    for variant, result in results.items():
+        assert [t.frame_masks for t in result.tracks] == [t.frame_masks for t in sdk.tracks], variant
+        np.testing.assert_array_equal(
+            [t.class_probs for t in result.tracks], [t.class_probs for t in sdk.tracks]
+        )
