@@ -62,6 +62,7 @@ from ifc_sdk.inference.predictor import VideoSegmenter, collect  # noqa: E402
 from ifc_sdk.io.video import open_video  # noqa: E402
 from ifc_sdk.modeling import ifc_r50, ifc_r101, kernels  # noqa: E402
 from ifc_sdk.modeling.backbone import ConvNorm, FrozenBatchNorm2d  # noqa: E402
+from ifc_sdk.modeling.transformer import frame_slices  # noqa: E402
 
 REPO = HERE.parent
 SHARED_VIDEOS = REPO.parent / "shared" / "fixtures" / "videos"
@@ -314,11 +315,8 @@ def calibrate_random_heads(
     ]
     try:
         states, size5 = [], None
-        for i in range(0, len(x), 4):  # backbone batches of 4 frames (never 1, see VideoSegmenter)
-            chunk = x[i : i + 4] if len(x) - i != 5 else x[i:]
-            if len(chunk) == 0 or (i > 0 and len(x) - i == 1):
-                break
-            f = model.backbone_features(model.normalize(chunk))
+        for part in frame_slices(len(x), 4):  # backbone batches of 4 frames (never 1, see VideoSegmenter)
+            f = model.backbone_features(model.normalize(x[part]))
             size5 = tuple(f["res5"].shape[-2:])
             states.append(model.frame_states(f["res3"], f["res4"], f["res5"]))
         stacked = {k: torch.cat([s[k] for s in states]) for k in states[0]}
@@ -914,6 +912,10 @@ def plot_sweep(sweep: list[dict], path: Path, title: str) -> Path | None:
 
 
 # ================================================================================================ reports
+def _row_label(key: str) -> str:
+    return ROWS[key].label if key in ROWS else key
+
+
 def _fmt(v, nd=2) -> str:
     return "-" if v is None else f"{v:.{nd}f}"
 
@@ -961,7 +963,7 @@ def markdown(report: dict) -> str:
             f"{eq.get('mask_pixels_differing', '?')} px differ)"
         )
         mode = "end-to-end" if e["mode"] == "e2e" else "compute-only"
-        label = ROWS[e["row"]].label if e["row"] in ROWS else e["row"]
+        label = _row_label(e["row"])
         lines.append(
             f"| {label} | {e['video']} | {mode} | {e['precision']} | {ours} | {base} | {speed} | {paired} | {cpu} "
             f"| {_fmt(e['paper_fps'], 1)} | {mem} | {equal} |"
@@ -979,7 +981,7 @@ def markdown(report: dict) -> str:
         ]
         for e in bd:
             mode = "end-to-end" if e["mode"] == "e2e" else "compute-only"
-            label = ROWS[e["row"]].label if e["row"] in ROWS else e["row"]
+            label = _row_label(e["row"])
             head = f"| {label} | {e['video']} | {mode} | {e['precision']} "
             lines.append(
                 head
@@ -1004,7 +1006,7 @@ def markdown(report: dict) -> str:
             "|---|---|---|---|---|",
         ]
         for e in report["ablation"]:
-            label = ROWS[e["row"]].label if e["row"] in ROWS else e["row"]
+            label = _row_label(e["row"])
             lines.append(
                 f"| {label} | {e['description']} | {_fmt(e['fps'], 3)} [{_fmt(e['fps_min'], 3)}-"
                 f"{_fmt(e['fps_max'], 3)}] | {e['speedup_vs_baseline']:.2f}x | {_fmt(e['peak_rss_gb'])} |"
@@ -1018,7 +1020,7 @@ def markdown(report: dict) -> str:
             "|---|---|---|---|---|---|",
         ]
         for e in report["memory"]:
-            label = ROWS[e["row"]].label if e["row"] in ROWS else e["row"]
+            label = _row_label(e["row"])
             side = "ifc_sdk" if e["side"] == "ours" else "reference-style"
             lines.append(
                 f"| {label} | {e['video']} | {side} | {_fmt(e.get('peak_rss_gb'))} | "

@@ -94,16 +94,12 @@ class MaskHead(nn.Module):
         they are large)."""
         weights = self.convert_to_weight(hs)  # (L, B, Q, C)
         b = hs.shape[1]
-        groups = frame_slices(memory.shape[0], frame_chunk if b == 1 else None)
-        if len(groups) == 1:
-            feats = self.pixel_features(memory, res4, res3, laterals)  # (B*T, C, H/8, W/8)
-            feats = feats.reshape(b, -1, *feats.shape[1:])  # (B, T, C, H/8, W/8)
-            return torch.einsum("lbqc,btchw->lbqthw", weights, feats)
         masks = []
-        for part in groups:
+        for part in frame_slices(memory.shape[0], frame_chunk if b == 1 else None):
             lat = None if laterals is None else (laterals[0][part], laterals[1][part])
             feats = self.pixel_features(
                 memory[part], None if res4 is None else res4[part], None if res3 is None else res3[part], lat
-            )
-            masks.append(torch.einsum("lbqc,btchw->lbqthw", weights, feats[None]))
-        return torch.cat(masks, dim=3)
+            )  # (B*t, C, H/8, W/8)
+            feats = feats.reshape(b, -1, *feats.shape[1:])  # (B, t, C, H/8, W/8)
+            masks.append(torch.einsum("lbqc,btchw->lbqthw", weights, feats))  # (L, B, Q, t, H/8, W/8)
+        return masks[0] if len(masks) == 1 else torch.cat(masks, dim=3)

@@ -208,23 +208,16 @@ class IFCEncoder(nn.Module):
         pos = torch.cat([pos, bus_pos], dim=1)  # (B*T, HW+M, C)
         if key_padding_mask is not None:
             key_padding_mask = F.pad(key_padding_mask, (0, m), value=False)
+        groups = frame_slices(bt, frame_chunk)
         for i, bus_layer in enumerate(self.bus_layers):
             if i > 0 or not first_layer_done:
-                groups = frame_slices(bt, frame_chunk)
-                if len(groups) == 1:
-                    src, bus = self.frame_layer(i, src, bus, pos, key_padding_mask)
-                else:
-                    parts = [
-                        self.frame_layer(
-                            i,
-                            src[g],
-                            bus[g],
-                            pos[g],
-                            None if key_padding_mask is None else key_padding_mask[g],
-                        )
-                        for g in groups
-                    ]
-                    src, bus = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+                parts = [
+                    self.frame_layer(
+                        i, src[g], bus[g], pos[g], None if key_padding_mask is None else key_padding_mask[g]
+                    )
+                    for g in groups
+                ]
+                src, bus = parts[0] if len(parts) == 1 else (torch.cat(p) for p in zip(*parts))
             bus = (
                 bus.reshape(b, num_frames, m, c).transpose(1, 2).reshape(b * m, num_frames, c)
             )  # (B*M, T, C)

@@ -60,9 +60,8 @@ class Recipe:
     freeze_at: int = 2  # MODEL.BACKBONE.FREEZE_AT: 2 freezes the stem and res2
     init: str = "imagenet"  # "imagenet" (backbone only), "checkpoint" (a previous stage) or "scratch"
     imagenet_weights: str | None = TORCHVISION_R50  # MODEL.WEIGHTS of the config
-    calibrate_bn: bool = (
-        False  # from scratch only: set the FrozenBN statistics from a batch (not in the reference)
-    )
+    # From scratch only: set the FrozenBN statistics from a batch (not in the reference).
+    calibrate_bn: bool = False
     # Loss (``MODEL.IFC.*``).
     class_weight: float = 1.0
     mask_weight: float = 3.0
