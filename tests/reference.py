@@ -72,22 +72,26 @@ def run_video(name: str, run: str, segment=None, **kwargs):
 
 
 def assert_matches_reference(
-    result, name: str, run: str, *, prob_rtol: float = 1e-5, score_rtol: float = 1e-5, min_iou: float = 0.999
+    result, name: str, run: str, *, prob_atol: float = 1e-4, min_iou: float = 0.999
 ) -> None:
     """Tracks, class probabilities, outputs (labels, order, scores) and masks of ``result`` against the
-    reference's run ``run`` of model ``name``."""
+    reference's run ``run`` of model ``name``.
+
+    Probabilities and scores agree within ``prob_atol``: fp32 on the CPU is bit-identical to the reference
+    only where oneDNN picks the kernels the fixtures were made with (it picks by instruction set; on an
+    AVX-512 AMD EPYC they differ by up to 2.2e-5)."""
     info = meta()["models"][name]
     spec = info["video_runs"][run]
     ref = tensors(spec["file"])
     assert len(result.tracks) == spec["num_tracks"]
     np.testing.assert_allclose(
-        np.stack([t.class_probs for t in result.tracks]), ref["track_cls"].numpy(), rtol=prob_rtol, atol=1e-7
+        np.stack([t.class_probs for t in result.tracks]), ref["track_cls"].numpy(), rtol=0, atol=prob_atol
     )
     preds = result.predictions(multi_class=True, threshold=0.01)
     assert len(preds) == spec["num_outputs"]
     assert [p["label"] for p in preds] == ref["pred_labels"].tolist()
     np.testing.assert_allclose(
-        [p["score"] for p in preds], ref["pred_scores"].numpy(), rtol=score_rtol, atol=1e-6
+        [p["score"] for p in preds], ref["pred_scores"].numpy(), rtol=0, atol=prob_atol
     )
     ref_masks = unpack_masks(ref["result_masks_packed"], info["video"]["width"])
     for pred, row in zip(preds, ref["pred_track_idx"].tolist()):

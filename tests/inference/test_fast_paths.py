@@ -37,23 +37,26 @@ def test_fast_paths_match_reference(fast_paths, name, run):
     result = run_video(name, run, m.segment_frames)
     assert m.backbone.res2[0].conv1.weight.is_contiguous(memory_format=torch.channels_last)
     # Folding FrozenBN reorders the float arithmetic: the reference README's feature tolerance, not bits.
-    assert_matches_reference(result, name, run, prob_rtol=1e-4, score_rtol=1e-4, min_iou=0.995)
+    assert_matches_reference(result, name, run, min_iou=0.995)
 
 
-def test_bf16_autocast_on_cpu_runs_and_keeps_tracks():
-    """CPU bf16 autocast (convolution outputs in bf16 meet fp32 FrozenBN statistics) runs end to end. The
-    fixtures' random weights give soft masks (logits near 0), so bf16 moves mask borders: the check is the
-    tracks and a mean video mask IoU, not the reference's 0.98 target for trained weights."""
-    name, run = "r50_seed0", "T3_S1"
-    m = fresh_model(name)
-    exact = run_video(name, run, m.segment_frames)
-    reduced = run_video(name, run, m.segment_frames, precision="bf16")
-    assert len(reduced.tracks) == len(exact.tracks) == meta()["models"][name]["video_runs"][run]["num_tracks"]
+def test_bf16_autocast_on_cpu_keeps_tracks_and_masks():
+    """CPU bf16 autocast (convolution outputs in bf16 meet fp32 FrozenBN statistics) against fp32 with trained
+    weights (the bundled demo model on the bundled example): same tracks and labels, masks within the 0.98
+    IoU asked of reduced precision. (The fixtures' random weights give soft masks, logits near 0, where bf16
+    moves borders more than it does for any trained model.)"""
+    import ifc_sdk
+    from ifc_sdk.cli.demo import EXAMPLE_VIDEO
+
+    m = ifc_sdk.load_model("shapes-demo", device="cpu")
+    exact = ifc_sdk.segment_video(EXAMPLE_VIDEO, m, window=5, size=160, progress=False)
+    reduced = ifc_sdk.segment_video(EXAMPLE_VIDEO, m, window=5, size=160, progress=False, precision="bf16")
+    assert [t.label for t in reduced.tracks] == [t.label for t in exact.tracks]
     ious = []
     for a, b in zip(exact.tracks, reduced.tracks):
         ma, mb = a.mask_array(), b.mask_array()
         ious.append((ma & mb).sum() / max((ma | mb).sum(), 1))
-    assert np.mean(ious) >= 0.85, ious
+    assert min(ious) >= 0.97 and np.mean(ious) >= 0.98, ious
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -63,4 +66,4 @@ def test_cuda_fp32_matches_reference(name, run):
     torch.backends.cudnn.allow_tf32 = False
     m = fresh_model(name, "cuda")
     result = run_video(name, run, m.segment_frames)
-    assert_matches_reference(result, name, run, prob_rtol=1e-4, score_rtol=1e-4, min_iou=0.995)
+    assert_matches_reference(result, name, run, min_iou=0.995)
