@@ -13,6 +13,7 @@ from ifc_sdk.errors import (
     DatasetError,
     EvaluationError,
     IFCError,
+    OutputError,
     VideoError,
     WeightsError,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "FrameInstances",
     "IFCConfig",
     "IFCError",
+    "OutputError",
     "Prediction",
     "Track",
     "VideoError",

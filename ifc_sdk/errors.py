@@ -17,6 +17,22 @@ class ConfigError(IFCError, ValueError):
     """An argument or configuration value is invalid (raised before any work starts)."""
 
 
+class OutputError(IFCError, OSError):
+    """An output file or folder cannot be written (exists as the wrong kind, read-only, disk full, ...).
+
+    Also an `OSError`, so callers that already catch filesystem errors keep working; ``path`` is the file or
+    folder involved and ``cause`` the underlying error, if any.
+    """
+
+    def __init__(self, path: str | os.PathLike, message: str, cause: BaseException | None = None) -> None:
+        self.path = os.fspath(path)
+        self.cause = cause
+        super().__init__(f"{self.path}: {message}")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
 class CheckpointError(IFCError):
     """A checkpoint cannot be read, is unsafe to read, or does not fit the architecture."""
 
