@@ -47,18 +47,20 @@ class ClipModel(Protocol):
         ...
 
     def prepare(self) -> None:
-        """One-time, idempotent set-up before a video."""
+        """One-time, idempotent set-up before a video (eager: fold FrozenBN, channels_last on accelerators)."""
         ...
 
     def frame_states(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """uint8 ``(N, 3, H, W)`` RGB frames at network size -> per-frame states (first dimension N)."""
+        """uint8 ``(N, 3, H, W)`` RGB frames, resized to network size, on `device` -> the per-frame states the
+        windows reuse, every tensor with N as its first dimension (eager: tokens (N, HW, C), bus (N, M, C),
+        pos (N, HW, C), fpn4 (N, C, H/16, W/16), fpn3 (N, C, H/8, W/8)). Normalises inside."""
         ...
 
     def window_heads(
         self, states: dict[str, torch.Tensor], num_frames: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """States of one window's T frames (first dimension T) -> logits ``(Q, K+1)``, masks
-        ``(Q, T, h8, w8)``."""
+        """One window: the `frame_states` of its T frames stacked in order (first dimension T) -> class
+        logits ``(Q, K+1)`` and mask logits ``(Q, T, H/8, W/8)`` (float32 or the autocast dtype)."""
         ...
 
 
@@ -117,18 +119,18 @@ class EagerClipModel:
         return out["pred_logits"][0], out["pred_masks"][0]
 
     def _size5(self, states: dict[str, torch.Tensor]) -> tuple[int, int]:
-        """res5's ``(h32, w32)`` from res4's ``(h16, w16)``: res5 starts with a stride-2 convolution (padding
-        1: ceil(h/2)), or keeps res4's size when dilated."""
+        """res5's ``(h32, w32)`` from res4's ``(h16, w16)``: res5 starts with a stride-2 convolution
+        (ceil(h/2)), or keeps res4's size when dilated."""
         h16, w16 = states["fpn4"].shape[-2:]
         step = 1 if self.model.config.res5_dilation == 2 else 2
         return math.ceil(h16 / step), math.ceil(w16 / step)
 
 
-def as_clip_model(model: IFC | ClipModel, *, frame_chunk: int | None = None) -> ClipModel:
-    """A `ClipModel` for ``model``: an `IFC` is wrapped in `EagerClipModel` (with ``frame_chunk``), anything
-    that already satisfies the protocol is returned as is."""
+def as_clip_model(model: IFC | ClipModel) -> ClipModel:
+    """A `ClipModel` for ``model``: an `IFC` is wrapped in `EagerClipModel`, anything that already satisfies
+    the protocol is returned as is."""
     if isinstance(model, IFC):
-        return EagerClipModel(model, frame_chunk=frame_chunk)
+        return EagerClipModel(model)
     if isinstance(model, ClipModel):
         return model
     raise ConfigError(

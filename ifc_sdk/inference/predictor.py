@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ifc_sdk.errors import ConfigError, VideoError
-from ifc_sdk.inference.clip_model import ClipModel, as_clip_model
+from ifc_sdk.inference.clip_model import ClipModel, EagerClipModel, as_clip_model
 from ifc_sdk.inference.preprocess import resize_frames, resized_shape, to_tensor
 from ifc_sdk.inference.rle import encode_masks_torch
 from ifc_sdk.inference.tracker import ClipTracker
@@ -132,12 +132,14 @@ class VideoSegmenter:
         self.precision = precision
         self.keep_images = keep_images
         self.source = source
-        device = model.device
+        self.model = as_clip_model(model)
+        device = self.model.device
         if batch_frames is None:
             batch_frames = BATCH_FRAMES.get(device.type, BATCH_FRAMES["default"])
         self.batch_frames = batch_frames
-        # On the CPU the per-frame parts of each window also run on `batch_frames` frames at a time.
-        self.model = as_clip_model(model, frame_chunk=batch_frames if device.type == "cpu" else None)
+        if isinstance(model, IFC) and device.type == "cpu":
+            # On the CPU the per-frame parts of each window also run on `batch_frames` frames at a time.
+            self.model = EagerClipModel(model, frame_chunk=batch_frames)
         self.tracker = ClipTracker(self.window)
         self.num_frames = 0
         self.input_size: tuple[int, int] | None = None

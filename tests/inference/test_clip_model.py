@@ -47,14 +47,16 @@ def frames(n: int = 7, height: int = 48, width: int = 64) -> np.ndarray:
 
 def test_as_clip_model_wraps_an_ifc_and_passes_a_clip_model_through():
     m = tiny_model()
-    eager = as_clip_model(m, frame_chunk=3)
+    eager = as_clip_model(m)
     assert isinstance(eager, EagerClipModel) and isinstance(eager, ClipModel)
-    assert eager.model is m and eager.frame_chunk == 3 and eager.config is m.config
+    assert eager.model is m and eager.frame_chunk is None and eager.config is m.config
     fake = RuntimeLikeClipModel(eager)
     assert isinstance(fake, ClipModel) and as_clip_model(fake) is fake
     assert not isinstance(m, ClipModel)
     with pytest.raises(ConfigError, match="IFC or a ClipModel"):
         as_clip_model(object())
+    with pytest.raises(ConfigError, match="IFC or a ClipModel"):
+        VideoSegmenter(m.state_dict(), window=2)
 
 
 @pytest.mark.parametrize("dilation", [1, 2])
@@ -93,6 +95,8 @@ def test_segmenter_runs_a_clip_model_that_is_not_an_ifc():
     assert fake.windows == [3] * 5 and fake.prepared == 1
 
 
-def test_segmenter_runs_per_frame_head_parts_in_backbone_batches_on_the_cpu():
+def test_segmenter_runs_per_frame_head_parts_in_backbone_batches_on_the_cpu_only():
     seg = VideoSegmenter(tiny_model(), window=4, batch_frames=3)
     assert isinstance(seg.model, EagerClipModel) and seg.model.frame_chunk == 3
+    seg = VideoSegmenter(tiny_model().to("meta"), window=4)  # an accelerator: whole windows at once
+    assert seg.batch_frames == 16 and seg.model.frame_chunk is None
