@@ -450,22 +450,24 @@ def _variant(model, variant: str, row: Row):
         def states(res3, res4, res5, mask5=None):
             return {"res3": res3, "res4": res4, "res5": res5}
 
-        def forward(st, num_frames, size5, frame_chunk=None):
-            return model.forward_clips(st["res3"], st["res4"], st["res5"], num_frames, aux=False)
+        def heads(st, num_frames):
+            out = model.forward_clips(st["res3"], st["res4"], st["res5"], num_frames, aux=False)
+            return out["pred_logits"][0], out["pred_masks"][0]
 
-        model.frame_states, model.forward_frame_states = states, forward
+        model.frame_states = states
     kwargs = {"batch_frames": row.window} if variant == "before" else {}
 
-    def adjust(segmenter):
+    def adjust(segmenter):  # segmenter.model: the EagerClipModel wrapping `model`
+        if step < order.index("reuse"):
+            segmenter.model.window_heads = heads
         if step < order.index("sdk"):
-            segmenter._frame_chunk = None
+            segmenter.model.frame_chunk = None
 
     try:
         yield kwargs, adjust
     finally:
         bb.ConvNorm.forward, bb.BottleneckBlock.forward = saved
         model.__dict__.pop("frame_states", None)
-        model.__dict__.pop("forward_frame_states", None)
 
 
 def run_ours(
@@ -560,7 +562,7 @@ def _timed(fn: Callable, timer: StageTimer, stage: str) -> Callable:
 @contextlib.contextmanager
 def _instrumented(segmenter: VideoSegmenter, timer: StageTimer):
     """Charge ifc_sdk's work to stages by wrapping the functions the predictor calls (instrumented run only)."""
-    model, tracker = segmenter.model, segmenter.tracker
+    model, tracker = segmenter.model.model, segmenter.tracker
     saved_module = {
         name: getattr(_predictor, name) for name in ("to_tensor", "resize_frames", "encode_masks")
     }

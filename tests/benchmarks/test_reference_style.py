@@ -15,6 +15,8 @@ import pytest
 import torch
 from reference import meta, model, rgb_frames, tensors, unpack_masks
 
+from ifc_sdk import segment_frames
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from reference_style import (  # noqa: E402
@@ -71,7 +73,8 @@ def test_reference_style_matches_reference_fixtures(run):
 def test_ifc_sdk_equals_reference_style(run):
     """Same tracks, labels, scores and masks from ifc_sdk's streaming path and the dense baseline."""
     spec, size, out = _run(run, encode=False)
-    ours = model(NAME).segment_frames(
+    ours = segment_frames(
+        model(NAME),
         rgb_frames(NAME), window=spec["window_T"], stride=spec["clip_stride"], size=None, output_size=size
     )
     preds = ours.predictions(multi_class=True, threshold=0.01)
