@@ -15,12 +15,18 @@ from pathlib import Path
 import torch
 
 from ifc_sdk.errors import ConfigError, OutputError
+from ifc_sdk.export.extras import import_optional
 from ifc_sdk.export.graphs import build_graphs, traceable_kernels
 from ifc_sdk.export.metadata import FORMATS, MANIFEST, ExportInfo, is_export_dir
 from ifc_sdk.io.atomic import ensure_dir, output_error, staging_dir
 from ifc_sdk.modeling.ifc import IFC
 
 INT8_FORMATS = ("onnx", "openvino")
+# Optional modules each step needs per format, imported before any work starts (a missing extra fails fast).
+NEEDS = {
+    "onnx": {"export": ("onnx", "onnxscript"), "int8": ("onnxruntime.quantization",), "check": ("onnxruntime",)},
+    "openvino": {"export": ("openvino",), "int8": ("nncf",), "check": ("openvino",)},
+}
 
 
 def _writer(fmt: str):
@@ -135,6 +141,10 @@ def export(
         raise ConfigError("int8 export needs calibration frames: a video or frame folder from the model's domain")
     if not int8 and calib is not None:
         raise ConfigError("calibration frames are only used by an int8 export (int8=True / --int8)")
+    steps = ("export", "int8" if int8 else None, "check" if check else None)
+    for step in filter(None, steps):
+        for module in NEEDS.get(format, {}).get(step, ()):
+            import_optional(module, f"{'int8 ' if step == 'int8' else ''}{format} export")
     out = Path(out)
     backend = _writer(format)
     planned = _all_files(dict(backend.FILES), format)
