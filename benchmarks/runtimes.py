@@ -38,7 +38,6 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import ifc_sdk  # noqa: E402
 from fps import (  # noqa: E402
     ROWS,
     SHARED_VIDEOS,
@@ -51,6 +50,8 @@ from fps import (  # noqa: E402
     write_mp4,
 )
 
+import ifc_sdk  # noqa: E402
+
 # variant -> (export format, int8); "eager" runs the IFC itself.
 VARIANTS = {
     "eager": (None, False),
@@ -59,7 +60,7 @@ VARIANTS = {
     "openvino": ("openvino", False),
     "openvino-int8": ("openvino", True),
 }
-NUM_FRAMES, HEIGHT, WIDTH = 36, 360, 640
+QUICK_OVERRIDES = dict(hidden_dim=64, dim_feedforward=128, num_queries=20, bottleneck_channels=8)
 DEMO_SEEDS = (7001, 7002, 7003, 7004, 7005)  # not the demo's training seeds, not its held-out 31337
 DEMO_SIZE, DEMO_WINDOW = 160, 5
 
@@ -68,7 +69,9 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def export_variants(model, variants: list[str], calib: Path, cache: Path, *, threads: int, log) -> dict:
+def export_variants(
+    model, variants: list[str], calib: Path, cache: Path, *, size: int, threads: int, log
+) -> dict:
     """Export ``model`` once per runtime variant into ``cache`` and load each: ``{variant: (model, info)}``."""
     loaded = {}
     for name in variants:
@@ -79,7 +82,14 @@ def export_variants(model, variants: list[str], calib: Path, cache: Path, *, thr
         out = cache / name
         start = time.perf_counter()
         info = ifc_sdk.export(
-            model, format=fmt, out=out, int8=int8, calib=calib if int8 else None, overwrite=True, check=False
+            model,
+            format=fmt,
+            out=out,
+            int8=int8,
+            calib=calib if int8 else None,
+            calib_size=size,
+            overwrite=True,
+            check=False,
         )
         seconds = time.perf_counter() - start
         log(f"exported {name} in {seconds:.0f} s")
@@ -106,7 +116,7 @@ def compare_with_eager(eager, other) -> dict:
     return out
 
 
-def run_row(row, video: Path, loaded: dict, repeats: int, warmup: int, log) -> dict:
+def run_row(row, video: Path, loaded: dict, args, log) -> dict:
     """Interleaved end-to-end runs of every variant on ``video``; FPS and accuracy against eager."""
     times: dict[str, list[float]] = {name: [] for name in loaded}
     results: dict[str, object] = {}
@@ -115,22 +125,22 @@ def run_row(row, video: Path, loaded: dict, repeats: int, warmup: int, log) -> d
         model = loaded[name][0]
         start = time.perf_counter()
         result = ifc_sdk.segment_video(
-            video, model, window=row.window, stride=row.stride, size=HEIGHT, progress=False
+            video, model, window=row.window, stride=row.stride, size=args.height, progress=False
         )
         return time.perf_counter() - start, result
 
-    for _ in range(warmup):
+    for _ in range(args.warmup):
         for name in loaded:
             once(name)
-    for r in range(repeats):
+    for r in range(args.repeats):
         for name in loaded:
             seconds, results[name] = once(name)
             times[name].append(seconds)
-            log(f"{row.label} {name} repeat {r + 1}: {NUM_FRAMES / seconds:.2f} FPS")
-    eager_fps = [NUM_FRAMES / t for t in times["eager"]] if "eager" in times else None
+            log(f"{row.label} {name} repeat {r + 1}: {args.frames / seconds:.2f} FPS")
+    eager_fps = [args.frames / t for t in times["eager"]] if "eager" in times else None
     out = {}
     for name in loaded:
-        fps = [NUM_FRAMES / t for t in times[name]]
+        fps = [args.frames / t for t in times[name]]
         entry = {
             "fps": statistics.median(fps),
             "fps_min": min(fps),
@@ -241,7 +251,8 @@ def markdown(report: dict) -> str:
         "",
         f"{env['device_name']}, torch {env['torch']}, runtime threads {report['threads']}; load average "
         f"{report['loadavg_start']} at the start, {report['loadavg_end']} at the end. End to end from a "
-        f"{NUM_FRAMES}-frame {HEIGHT}x{WIDTH} mp4, median of {report['repeats']} interleaved runs.",
+        f"{report['frames']}-frame {report['height']}x{report['width']} mp4, median of {report['repeats']} "
+        "interleaved runs.",
         "",
         "| row | variant | FPS [min-max] | vs eager (medians) | paired [range] | tracks / eager "
         "| labels+order as eager | max class prob diff | mask IoU vs eager (weighted / mean) |",
@@ -255,10 +266,22 @@ def markdown(report: dict) -> str:
             )
     demo = report.get("demo_accuracy")
     if demo:
-        lines += ["", "## shapes-demo int8 accuracy", "", "| variant | AP per seed | mean AP |", "|---|---|---|"]
+        lines += [
+            "",
+            "## shapes-demo int8 accuracy",
+            "",
+            "| variant | AP per seed | mean AP |",
+            "|---|---|---|",
+        ]
         for name, values in demo["ap"].items():
-            lines.append(f"| {name} | {', '.join(f'{v:.4f}' for v in values)} | {demo['mean_ap'][name]:.4f} |")
-        lines += ["", "| clip | variant | tracks fp32 / int8 | mask IoU weighted / mean |", "|---|---|---|---|"]
+            lines.append(
+                f"| {name} | {', '.join(f'{v:.4f}' for v in values)} | {demo['mean_ap'][name]:.4f} |"
+            )
+        lines += [
+            "",
+            "| clip | variant | tracks fp32 / int8 | mask IoU weighted / mean |",
+            "|---|---|---|---|",
+        ]
         for clip, per in demo["real_clips_vs_fp32"].items():
             for name, m in per.items():
                 lines.append(
@@ -279,6 +302,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--demo-accuracy", action="store_true", help="also the shapes-demo int8 accuracy")
     p.add_argument("--only-demo-accuracy", action="store_true", help="only the shapes-demo int8 accuracy")
     p.add_argument("--demo-videos", type=int, default=10, help="videos per synthetic seed (default: 10)")
+    p.add_argument("--quick", action="store_true", help="smoke run: 8 frames of 96x160, reduced-width models")
     p.add_argument("--cache", type=Path, default=HERE / ".cache", help="videos and exports")
     p.add_argument("--out", type=Path, default=HERE / "results" / "cpu_runtimes")
     args = p.parse_args(argv)
@@ -287,6 +311,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [v for v in args.variants if v not in VARIANTS] + [r for r in args.rows if r not in ROWS]
     if unknown:
         p.error(f"unknown rows/variants: {unknown}")
+    args.frames, args.height, args.width = (8, 96, 160) if args.quick else (36, 360, 640)
+    if args.quick:
+        args.repeats, args.warmup, args.demo_videos = 1, 0, 2
     return args
 
 
@@ -306,25 +333,34 @@ def main(argv: list[str] | None = None) -> int:
         "environment": environment(torch.device("cpu")),
         "threads": args.threads,
         "repeats": args.repeats,
+        "frames": args.frames,
+        "height": args.height,
+        "width": args.width,
         "loadavg_start": _load(),
         "rows": {},
     }
     cache = args.cache / "runtimes"
     cache.mkdir(parents=True, exist_ok=True)
     if not args.only_demo_accuracy:
-        video = prepare_video("synthetic", NUM_FRAMES, HEIGHT, WIDTH, args.cache)
-        calib = cache / "calib_seed1.mp4"
+        video = prepare_video("synthetic", args.frames, args.height, args.width, args.cache)
+        calib = cache / f"calib_seed1_{args.frames}f_{args.height}x{args.width}.mp4"
         if not calib.exists():
-            write_mp4(synthetic_frames(NUM_FRAMES, HEIGHT, WIDTH, seed=1), calib)
+            write_mp4(synthetic_frames(args.frames, args.height, args.width, seed=1), calib)
         frames = decode_all(video)
         for key in args.rows:
             row = ROWS[key]
             model, info = build_model(
-                row.arch, torch.device("cpu"), calib_frames=frames[: row.window], size=None,
+                row.arch,
+                torch.device("cpu"),
+                calib_frames=frames[: row.window],
+                size=None,
                 instances=args.instances,
+                **(QUICK_OVERRIDES if args.quick else {}),
             )
-            loaded = export_variants(model, args.variants, calib, cache / key, threads=args.threads, log=log)
-            report["rows"][key] = run_row(row, video, loaded, args.repeats, args.warmup, log)
+            loaded = export_variants(
+                model, args.variants, calib, cache / key, size=args.height, threads=args.threads, log=log
+            )
+            report["rows"][key] = run_row(row, video, loaded, args, log)
             report["model_" + key] = info
             del loaded
             shutil.rmtree(cache / key, ignore_errors=True)  # ~1 GB of graphs per row

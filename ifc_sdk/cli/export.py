@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "differences from eager PyTorch. Load the folder with `ifc_sdk.load_model(OUT)` or pass it as --model "
         "to `ifc-sdk segment`.",
     )
-    p.add_argument("model", metavar="MODEL", help="manifest name, hf://owner/repo, .pth, .safetensors or folder")
+    p.add_argument(
+        "model", metavar="MODEL", help="manifest name, hf://owner/repo, .pth, .safetensors or folder"
+    )
     p.add_argument("--format", choices=FORMATS, default="onnx", help="graph format (default: onnx)")
     p.add_argument("--out", type=Path, required=True, help="output folder (other files in it are kept)")
     p.add_argument(

@@ -24,7 +24,11 @@ from ifc_sdk.modeling.ifc import IFC
 INT8_FORMATS = ("onnx", "openvino")
 # Optional modules each step needs per format, imported before any work starts (a missing extra fails fast).
 NEEDS = {
-    "onnx": {"export": ("onnx", "onnxscript"), "int8": ("onnxruntime.quantization",), "check": ("onnxruntime",)},
+    "onnx": {
+        "export": ("onnx", "onnxscript"),
+        "int8": ("onnxruntime.quantization",),
+        "check": ("onnxruntime",),
+    },
     "openvino": {"export": ("openvino",), "int8": ("nncf",), "check": ("openvino",)},
 }
 
@@ -70,7 +74,9 @@ def _check_target(out: Path, files: list[str], overwrite: bool) -> list[str]:
     old: list[str] = []
     if is_export_dir(out):
         if not overwrite:
-            raise OutputError(out, "already holds an exported model; pass overwrite=True (--overwrite) to replace it")
+            raise OutputError(
+                out, "already holds an exported model; pass overwrite=True (--overwrite) to replace it"
+            )
         try:
             old = ExportInfo.read(out).files
         except ConfigError:  # an unreadable manifest: replace just the files this export writes
@@ -78,7 +84,8 @@ def _check_target(out: Path, files: list[str], overwrite: bool) -> list[str]:
     clash = [f for f in files if (out / f).exists() and f not in old]
     if clash:
         raise OutputError(
-            out / clash[0], "exists and is not part of an earlier export; move it away or choose another folder"
+            out / clash[0],
+            "exists and is not part of an earlier export; move it away or choose another folder",
         )
     return old
 
@@ -138,7 +145,9 @@ def export(
     if int8 and format not in INT8_FORMATS:
         raise ConfigError(f"int8 export is available for {' and '.join(INT8_FORMATS)}, not {format}")
     if int8 and calib is None:
-        raise ConfigError("int8 export needs calibration frames: a video or frame folder from the model's domain")
+        raise ConfigError(
+            "int8 export needs calibration frames: a video or frame folder from the model's domain"
+        )
     if not int8 and calib is not None:
         raise ConfigError("calibration frames are only used by an int8 export (int8=True / --int8)")
     steps = ("export", "int8" if int8 else None, "check" if check else None)

@@ -111,7 +111,9 @@ class ExportGraphs:
 
 
 @torch.no_grad()
-def build_graphs(model: IFC, example_frames: int = 2, example_size: tuple[int, int] = (160, 224)) -> ExportGraphs:
+def build_graphs(
+    model: IFC, example_frames: int = 2, example_size: tuple[int, int] = (160, 224)
+) -> ExportGraphs:
     """The two graphs of ``model`` (an eval copy) with example inputs of ``example_frames`` frames of
     ``example_size``; every frame count and size >= `MIN_SIDE` pixels is dynamic.
 

@@ -104,7 +104,9 @@ class OnnxGraph:
             providers = [p for p in wanted if p in available]
         missing = [p for p in providers if p not in available]
         if missing:
-            raise ConfigError(f"onnxruntime has no {', '.join(missing)} here; available: {', '.join(available)}")
+            raise ConfigError(
+                f"onnxruntime has no {', '.join(missing)} here; available: {', '.join(available)}"
+            )
         options = ort.SessionOptions()
         if num_threads is not None:
             options.intra_op_num_threads = num_threads

@@ -56,4 +56,7 @@ def assert_same_result(result, eager, *, prob_atol: float = 1e-4, min_iou: float
     theirs = eager.predictions(multi_class=True, threshold=0.01)
     assert [(p.label, p.track_id) for p in mine] == [(p.label, p.track_id) for p in theirs]
     for a, b in zip(result.tracks, eager.tracks):
-        assert mask_iou(a.mask_array(), b.mask_array()) >= min_iou, (a.id, mask_iou(a.mask_array(), b.mask_array()))
+        assert mask_iou(a.mask_array(), b.mask_array()) >= min_iou, (
+            a.id,
+            mask_iou(a.mask_array(), b.mask_array()),
+        )

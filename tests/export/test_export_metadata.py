@@ -17,7 +17,9 @@ GRAPHS = {"frame": "frame.onnx", "window": "window.onnx"}
 
 
 def sample_info() -> ExportInfo:
-    config = tiny_model(categories=["circle", "square", "triangle", "star", "cross"], input_format="BGR").config
+    config = tiny_model(
+        categories=["circle", "square", "triangle", "star", "cross"], input_format="BGR"
+    ).config
     return ExportInfo(
         format="onnx",
         precision="int8",

@@ -39,7 +39,9 @@ def fake_export(folder: Path, fmt: str, graphs: dict[str, str]) -> Path:
 def test_loading_without_the_runtime_names_the_extra(monkeypatch, tmp_path, fmt, graphs, module, extra):
     folder = fake_export(tmp_path / "export", fmt, graphs)
     hide(monkeypatch, module)
-    with pytest.raises(ConfigError, match=rf'needs the optional package {module!r}.*pip install "ifc-sdk\[{extra}\]"'):
+    with pytest.raises(
+        ConfigError, match=rf'needs the optional package {module!r}.*pip install "ifc-sdk\[{extra}\]"'
+    ):
         load_exported(folder)
 
 
