@@ -100,6 +100,11 @@ class OnnxGraph:
         ort = import_optional("onnxruntime", "running an ONNX export")
         available = ort.get_available_providers()
         if providers is None:
+            if device.type == "cuda" and "CUDAExecutionProvider" not in available:
+                raise ConfigError(
+                    f"device {device} asks for onnxruntime's CUDA provider, which this onnxruntime lacks "
+                    f"(available: {', '.join(available)}); install onnxruntime-gpu or use the CPU"
+                )
             wanted = PROVIDERS if device.type == "cuda" else ("CPUExecutionProvider",)
             providers = [p for p in wanted if p in available]
         missing = [p for p in providers if p not in available]
