@@ -4,8 +4,9 @@
 Every variant runs through the same public call, ``ifc_sdk.segment_video(mp4, model, window=T, stride=1)``:
 the eager `IFC`, or the runtime model `ifc_sdk.load_model(EXPORT_DIR)` returns for a folder written by
 `ifc_sdk.export` (same windowing, tracking and RLE output; only the two graphs run elsewhere). Rows are the
-paper's R50 T=5 and T=36 at 360p (36-frame 360x640 synthetic mp4, full-size R50 with random weights
-calibrated as in fps.py); the variants of a row are interleaved within each repeat, so a change of machine
+paper's R50 T=5 and T=36 at 360p (36-frame 360x640 synthetic mp4, full-size R50 with random weights whose
+FrozenBN statistics come from the video's activations, as the reference fixtures' weights were made, so that
+activations have a trained network's ranges, and whose heads are calibrated as in fps.py); the variants of a row are interleaved within each repeat, so a change of machine
 load hits all of them, and each variant's outputs are compared with eager fp32 of the same run (tracks, labels
 and order, class probabilities, mask IoU of tracks paired by Hungarian matching).
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -42,6 +44,7 @@ from fps import (  # noqa: E402
     ROWS,
     SHARED_VIDEOS,
     build_model,
+    calibrate_random_heads,
     decode_all,
     environment,
     mask_iou_between,
@@ -69,10 +72,48 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process (all threads: torch's, the runtime's, the decoder's), user + system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@torch.no_grad()
+def trained_like_frozen_bn(model, frames: list[np.ndarray], seed: int = 0) -> dict:
+    """Set every FrozenBN of a random backbone from the activations of ``frames``, as the reference fixtures'
+    weights were made: each convolution's output normalised to mean 0 and variance 1, then scaled by a gamma
+    in [0.6, 1.4] ([0.15, 0.45] for the last one of each bottleneck) with a small random beta.
+
+    Activations then have the ranges of a trained network instead of growing block after block (identity
+    FrozenBN): speed does not depend on the weights, but int8 accuracy depends on those ranges."""
+    from ifc_sdk.inference.preprocess import to_tensor
+    from ifc_sdk.modeling.backbone import BottleneckBlock, ConvNorm
+
+    rng = torch.Generator().manual_seed(seed)
+    last = {id(m.conv3) for m in model.modules() if isinstance(m, BottleneckBlock)}
+
+    def set_statistics(conv: ConvNorm, inputs) -> None:
+        y = torch.nn.functional.conv2d(inputs[0], conv.weight, None, conv.stride, conv.padding, conv.dilation)
+        low, high = (0.15, 0.45) if id(conv) in last else (0.6, 1.4)
+        conv.norm.running_mean.copy_(y.mean((0, 2, 3)))
+        conv.norm.running_var.copy_(y.var((0, 2, 3)) - conv.norm.eps).clamp_(min=1e-6)
+        conv.norm.weight.copy_(torch.empty_like(conv.norm.weight).uniform_(low, high, generator=rng))
+        conv.norm.bias.copy_(0.1 * torch.randn(conv.norm.bias.shape, generator=rng))
+
+    hooks = [m.register_forward_pre_hook(set_statistics) for m in model.modules() if isinstance(m, ConvNorm)]
+    try:
+        model.backbone_features(model.normalize(to_tensor(np.stack(frames), "cpu")))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {"frozen_bn": f"from the activations of {len(frames)} frames (gamma 0.6-1.4, last 0.15-0.45)"}
+
+
 def export_variants(
-    model, variants: list[str], calib: Path, cache: Path, *, size: int, threads: int, log
+    model, variants: list[str], calib: Path, cache: Path, *, size: int, threads: int, reuse: bool, log
 ) -> dict:
-    """Export ``model`` once per runtime variant into ``cache`` and load each: ``{variant: (model, info)}``."""
+    """Export ``model`` once per runtime variant into ``cache`` (``reuse``: keep an export already there, of
+    the same seeded model) and load each: ``{variant: (model, info)}``."""
     loaded = {}
     for name in variants:
         fmt, int8 = VARIANTS[name]
@@ -81,20 +122,24 @@ def export_variants(
             continue
         out = cache / name
         start = time.perf_counter()
-        info = ifc_sdk.export(
-            model,
-            format=fmt,
-            out=out,
-            int8=int8,
-            calib=calib if int8 else None,
-            calib_size=size,
-            overwrite=True,
-            check=False,
-        )
-        seconds = time.perf_counter() - start
-        log(f"exported {name} in {seconds:.0f} s")
+        if reuse and ifc_sdk.export.is_export_dir(out):
+            info, seconds = ifc_sdk.export.ExportInfo.read(out), None
+            log(f"reusing the export {out}")
+        else:
+            info = ifc_sdk.export(
+                model,
+                format=fmt,
+                out=out,
+                int8=int8,
+                calib=calib if int8 else None,
+                calib_size=size,
+                overwrite=True,
+                check=False,
+            )
+            seconds = round(time.perf_counter() - start, 1)
+            log(f"exported {name} in {seconds:.0f} s")
         runtime = ifc_sdk.export.load_exported(out, num_threads=threads)
-        loaded[name] = (runtime, {"export_seconds": round(seconds, 1), "quantization": info.quantization})
+        loaded[name] = (runtime, {"export_seconds": seconds, "quantization": info.quantization})
     return loaded
 
 
@@ -102,41 +147,42 @@ def compare_with_eager(eager, other) -> dict:
     """Outputs of ``other`` against eager fp32: tracks, labels and order, class probabilities, mask IoU."""
     preds_a = eager.predictions(multi_class=True, threshold=0.01)
     preds_b = other.predictions(multi_class=True, threshold=0.01)
-    out = {
-        "tracks": len(other.tracks),
-        "eager_tracks": len(eager.tracks),
-        "labels_and_order_equal": [(p.label, p.track_id) for p in preds_a]
-        == [(p.label, p.track_id) for p in preds_b],
-    }
-    if out["tracks"] == out["eager_tracks"] and eager.tracks:
+    out = mask_iou_between(eager, other)  # tracks, other_tracks, mask_iou, mask_iou_mean
+    out["labels_and_order_equal"] = [(p.label, p.track_id) for p in preds_a] == [
+        (p.label, p.track_id) for p in preds_b
+    ]
+    if out["tracks"] == out["other_tracks"] and eager.tracks:
         probs_a = np.stack([t.class_probs for t in eager.tracks])
         probs_b = np.stack([t.class_probs for t in other.tracks])
         out["max_class_prob_diff"] = float(np.abs(probs_a - probs_b).max())
-    out.update(mask_iou_between(eager, other))
     return out
 
 
 def run_row(row, video: Path, loaded: dict, args, log) -> dict:
     """Interleaved end-to-end runs of every variant on ``video``; FPS and accuracy against eager."""
     times: dict[str, list[float]] = {name: [] for name in loaded}
+    cpu: dict[str, list[float]] = {name: [] for name in loaded}
     results: dict[str, object] = {}
 
     def once(name: str):
         model = loaded[name][0]
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), _cpu_seconds()
         result = ifc_sdk.segment_video(
             video, model, window=row.window, stride=row.stride, size=args.height, progress=False
         )
-        return time.perf_counter() - start, result
+        return time.perf_counter() - start, _cpu_seconds() - cpu0, result
 
     for _ in range(args.warmup):
         for name in loaded:
             once(name)
     for r in range(args.repeats):
         for name in loaded:
-            seconds, results[name] = once(name)
+            seconds, cpu_seconds, results[name] = once(name)
             times[name].append(seconds)
-            log(f"{row.label} {name} repeat {r + 1}: {args.frames / seconds:.2f} FPS")
+            cpu[name].append(cpu_seconds)
+            log(
+                f"{row.label} {name} repeat {r + 1}: {args.frames / seconds:.2f} FPS, CPU {cpu_seconds:.1f} s"
+            )
     eager_fps = [args.frames / t for t in times["eager"]] if "eager" in times else None
     out = {}
     for name in loaded:
@@ -146,10 +192,12 @@ def run_row(row, video: Path, loaded: dict, args, log) -> dict:
             "fps_min": min(fps),
             "fps_max": max(fps),
             "seconds": times[name],
+            "cpu_seconds": cpu[name],
             **loaded[name][1],
         }
         if eager_fps:
             entry["speedup"] = entry["fps"] / statistics.median(eager_fps)
+            entry["cpu_speedup"] = statistics.median(cpu["eager"]) / statistics.median(cpu[name])
             entry["paired_speedups"] = [a / b for a, b in zip(fps, eager_fps)]
             if name != "eager":
                 entry["vs_eager"] = compare_with_eager(results["eager"], results[name])
@@ -227,10 +275,11 @@ def _speed_cells(entry: dict) -> str:
     paired = entry.get("paired_speedups")
     cells = f"{entry['fps']:.2f} [{entry['fps_min']:.2f}-{entry['fps_max']:.2f}]"
     if not paired:
-        return cells + " | - | -"
+        return cells + " | - | - | -"
     return (
         f"{cells} | {entry['speedup']:.2f}x "
-        f"| {statistics.median(paired):.2f}x [{min(paired):.2f}-{max(paired):.2f}]"
+        f"| {statistics.median(paired):.2f}x [{min(paired):.2f}-{max(paired):.2f}] "
+        f"| {statistics.median(entry['cpu_seconds']):.1f} s ({entry['cpu_speedup']:.2f}x)"
     )
 
 
@@ -239,7 +288,7 @@ def _accuracy_cells(cmp: dict) -> str:
         return "- | - | - | -"
     prob = f"{cmp['max_class_prob_diff']:.1e}" if "max_class_prob_diff" in cmp else "-"
     return (
-        f"{cmp['tracks']} / {cmp['eager_tracks']} | {'yes' if cmp['labels_and_order_equal'] else 'no'} "
+        f"{cmp['other_tracks']} / {cmp['tracks']} | {'yes' if cmp['labels_and_order_equal'] else 'no'} "
         f"| {prob} | {cmp['mask_iou']:.4f} / {cmp['mask_iou_mean']:.4f}"
     )
 
@@ -254,9 +303,9 @@ def markdown(report: dict) -> str:
         f"{report['frames']}-frame {report['height']}x{report['width']} mp4, median of {report['repeats']} "
         "interleaved runs.",
         "",
-        "| row | variant | FPS [min-max] | vs eager (medians) | paired [range] | tracks / eager "
-        "| labels+order as eager | max class prob diff | mask IoU vs eager (weighted / mean) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| row | variant | FPS [min-max] | vs eager (medians) | paired [range] | CPU time (vs eager) "
+        "| tracks / eager | labels+order as eager | max class prob diff | mask IoU vs eager (weighted / mean) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, variants in report["rows"].items():
         for name, entry in variants.items():
@@ -304,6 +353,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--demo-videos", type=int, default=10, help="videos per synthetic seed (default: 10)")
     p.add_argument("--quick", action="store_true", help="smoke run: 8 frames of 96x160, reduced-width models")
     p.add_argument("--cache", type=Path, default=HERE / ".cache", help="videos and exports")
+    p.add_argument("--keep-exports", action="store_true", help="keep the exports in the cache and reuse them")
     p.add_argument("--out", type=Path, default=HERE / "results" / "cpu_runtimes")
     args = p.parse_args(argv)
     args.rows = [r for r in args.rows.split(",") if r]
@@ -349,21 +399,27 @@ def main(argv: list[str] | None = None) -> int:
         frames = decode_all(video)
         for key in args.rows:
             row = ROWS[key]
-            model, info = build_model(
-                row.arch,
-                torch.device("cpu"),
-                calib_frames=frames[: row.window],
-                size=None,
-                instances=args.instances,
-                **(QUICK_OVERRIDES if args.quick else {}),
-            )
+            overrides = QUICK_OVERRIDES if args.quick else {}
+            model, info = build_model(row.arch, torch.device("cpu"), instances=0, **overrides)
+            info["weights"] = "random (seed 0)"
+            info.update(trained_like_frozen_bn(model, frames[:2]))
+            info.update(calibrate_random_heads(model, frames[: row.window], None, args.instances))
+            folder = cache / f"{key}{'_quick' if args.quick else ''}_{args.instances}"
             loaded = export_variants(
-                model, args.variants, calib, cache / key, size=args.height, threads=args.threads, log=log
+                model,
+                args.variants,
+                calib,
+                folder,
+                size=args.height,
+                threads=args.threads,
+                reuse=args.keep_exports,
+                log=log,
             )
             report["rows"][key] = run_row(row, video, loaded, args, log)
             report["model_" + key] = info
             del loaded
-            shutil.rmtree(cache / key, ignore_errors=True)  # ~1 GB of graphs per row
+            if not args.keep_exports:
+                shutil.rmtree(folder, ignore_errors=True)  # ~1 GB of graphs per row
     if args.demo_accuracy or args.only_demo_accuracy:
         report["demo_accuracy"] = demo_accuracy(cache, args, log)
     report["loadavg_end"] = _load()
