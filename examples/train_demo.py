@@ -14,13 +14,17 @@ found (AP is high on such videos), while objects sharing their class (and so the
 merged into one track or swapped between tracks; test seeds with many such videos scored ~0.5 AP.
 
 Every input is generated from a fixed seed and every run is seeded and single-threaded, so the same command
-gives the same model on the same machine (CPU kernels may round differently elsewhere). Run from the
-repository root::
+gives the same model on the same machine (checked for the crowded phase: two runs of its first iterations wrote
+byte-identical weights; CPU kernels may round differently elsewhere). The bundled weights are the crowded phase
+started from the previous bundled model (commit c5d0cc4, the output of demo_coco + demo_ytvis), i.e. the
+``--phase2-init`` command below. Run from the repository root::
 
-    python examples/train_demo.py                      # stage 1 + phase 1: ~35-45 min on 2 idle CPU cores
+    python examples/train_demo.py                      # all: ~35-45 min + ~15 min on idle CPU cores
     python examples/train_demo.py --out /tmp/demo      # keep the bundled weights untouched
-    # only the crowded phase, from the previous bundled model (git show c5d0cc4:weights_manifest/...):
-    python examples/train_demo.py --phase2-init /tmp/v1
+    # only the crowded phase (1000 iterations: 0.8 s each on an idle core, ~15 min), from the previous model:
+    mkdir /tmp/v1 && git show c5d0cc4:weights_manifest/shapes_demo/model.safetensors > /tmp/v1/model.safetensors
+    git show c5d0cc4:weights_manifest/shapes_demo/config.json > /tmp/v1/config.json
+    python examples/train_demo.py --phase2-init /tmp/v1 --out /tmp/demo
 
 Data and checkpoints go to ``--work`` (default ``runs/shapes_demo``); an interrupted run picks up from its last
 checkpoint when started again.
