@@ -54,7 +54,8 @@ def test_bundled_example_tracks_lie_on_one_object_each():
     from ifc_sdk.api import inference_defaults, load_model, segment_video
     from ifc_sdk.data.synthetic import render_video
 
-    truth = render_video(90003, num_frames=60, max_objects=4).masks  # (N, T, H, W): star, circle, square, star
+    # (N, T, H, W): star, circle, square, star
+    truth = render_video(90003, num_frames=60, max_objects=4).masks
     model = load_model("shapes-demo", device="cpu")
     result = segment_video(EXAMPLE, model, **inference_defaults("shapes-demo"), progress=False)
     pred = np.stack([track.mask_array() for track in result.tracks])  # (M, T, H, W)
@@ -68,3 +69,15 @@ def test_bundled_example_tracks_lie_on_one_object_each():
 def test_manifest_lists_the_bundled_model():
     names = {info.name: info for info in ifc_sdk.list_models()}
     assert "shapes-demo" in names
+
+
+def test_demo_settings_are_the_manifests_recommended_ones():
+    """The figures in the manifest were measured at its recommended settings, which the CLI and the API use."""
+    from ifc_sdk.api import inference_defaults
+    from ifc_sdk.weights import get_model_entry
+
+    entry = get_model_entry("shapes-demo")
+    assert entry.inference == {"window": 5, "stride": 1, "size": 320}
+    assert inference_defaults("shapes-demo") == entry.inference == entry.reported["settings"]
+    assert [r["size"] for r in entry.reported["results"]] == [320]
+    assert len(entry.reported["seeds"]) == len(entry.reported["AP_per_seed"]) == 5
