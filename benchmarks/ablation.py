@@ -4,7 +4,6 @@ all variants interleaved within each repeat."""
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from pathlib import Path
 
@@ -73,20 +72,8 @@ def run(bench: Bench, row: Row, model) -> None:
     bench.save()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--ablation",
-        action="store_true",
-        help="also measure the speed-up steps one by one (first video, first precision)",
-    )
-    parser.add_argument(
-        "--only-ablation", action="store_true", help="skip the main table (implies --ablation)"
-    )
-
-
 KIND = RowKind(
     name="ablation",
     run=run,
     wanted=lambda args: args.ablation or args.only_ablation,
-    add_arguments=add_arguments,
 )

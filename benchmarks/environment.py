@@ -17,12 +17,6 @@ import ifc_sdk
 from benchmarks.videos import REPO
 
 
-def add_device_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--device`` and ``--threads``, read by `select_device`."""
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-
-
 def select_device(args: argparse.Namespace) -> torch.device:
     """Apply ``--threads`` and return the ``--device`` asked for (CUDA when available by default)."""
     if args.threads:

@@ -33,24 +33,21 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-if not __package__:  # run as a script: import the `benchmarks` package from the repository root instead
-    _here = Path(__file__).resolve().parent
-    if sys.path and sys.path[0] and Path(sys.path[0]).resolve() == _here:
-        del sys.path[0]  # the script's folder would shadow modules by their bare names
-    sys.path.insert(0, str(_here.parent))
+if not __package__:  # run by path: import `benchmarks` as a package from the repository root
+    import _script  # noqa: F401
 
-import argparse  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
+import argparse
+import os
+import time
 
-import torch  # noqa: E402
+import torch
 
-from benchmarks import ablation, memory, sweep, table  # noqa: E402
-from benchmarks.environment import add_device_arguments, environment, select_device  # noqa: E402
-from benchmarks.kinds import Bench, RowKind  # noqa: E402
-from benchmarks.models import QUICK_OVERRIDES, apply_gpu_options, build_model  # noqa: E402
-from benchmarks.rows import ROWS, Row, parse_precisions, parse_rows  # noqa: E402
-from benchmarks.videos import decode_all, decode_fps, prepare_video, video_names  # noqa: E402
+from benchmarks import ablation, memory, sweep, table
+from benchmarks.environment import environment, select_device
+from benchmarks.kinds import Bench, RowKind
+from benchmarks.models import QUICK_OVERRIDES, apply_gpu_options, build_model
+from benchmarks.rows import ROWS, Row, parse_precisions, parse_rows
+from benchmarks.videos import decode_all, decode_fps, prepare_video, video_names
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -60,7 +57,7 @@ ROW_KINDS: list[RowKind] = [memory.KIND, table.KIND, ablation.KIND, sweep.KIND]
 
 
 def parse_args(argv: list[str] | None, prog: str = "fps.py") -> argparse.Namespace:
-    """The options of the benchmark and of every kind in `ROW_KINDS`."""
+    """The options of the benchmark and of every kind of measurement in `ROW_KINDS`."""
     p = argparse.ArgumentParser(
         prog=prog,
         description=__doc__.split("\n\n")[0],
@@ -76,7 +73,9 @@ def parse_args(argv: list[str] | None, prog: str = "fps.py") -> argparse.Namespa
     p.add_argument("--height", type=int, default=360)
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--size", type=int, default=360, help="test-time short side (0 keeps the frames)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--precision", default="fp32", help="comma list of fp32,bf16,fp16 (reduced: CUDA only)")
+    p.add_argument("--modes", default="e2e,compute", help="comma list of e2e,compute")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument(
         "--warmup",
@@ -85,6 +84,8 @@ def parse_args(argv: list[str] | None, prog: str = "fps.py") -> argparse.Namespa
         help="full-length warm-up runs per measurement (default: 0 on CPU, 2 on CUDA); a short "
         "warm-up always runs",
     )
+    p.add_argument("--no-baseline", action="store_true", help="skip the reference-style baseline")
+    p.add_argument("--no-breakdown", action="store_true", help="skip the instrumented breakdown run")
     p.add_argument(
         "--weights",
         action="append",
@@ -112,6 +113,16 @@ def parse_args(argv: list[str] | None, prog: str = "fps.py") -> argparse.Namespa
         help="CUDA only: torch.compile the backbone (reduce-overhead adds CUDA graphs)",
     )
     p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also measure the speed-up steps one by one (first video, first precision)",
+    )
+    p.add_argument("--only-ablation", action="store_true", help="skip the main table (implies --ablation)")
+    p.add_argument("--sweep", action="store_true", help="also measure FPS against window length and stride")
+    p.add_argument("--sweep-windows", default="1,2,5,10,18,36")
+    p.add_argument("--sweep-strides", default="1,half,T")
+    p.add_argument("--sweep-baseline", action="store_true")
+    p.add_argument(
         "--cache", type=Path, default=BENCH_DIR / ".cache", help="where the benchmark mp4s are written"
     )
     p.add_argument(
@@ -120,8 +131,16 @@ def parse_args(argv: list[str] | None, prog: str = "fps.py") -> argparse.Namespa
     p.add_argument(
         "--quick", action="store_true", help="smoke run: 8 frames of 96x160, reduced-width models, one repeat"
     )
-    add_device_arguments(p)
-    for kind in ROW_KINDS:
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument(
+        "--memory",
+        action="store_true",
+        help="also measure the peak RSS of one end-to-end run per side in a fresh process each",
+    )
+    p.add_argument("--memory-only", action="store_true", help="only the fresh-process memory measurement")
+    p.add_argument("--probe", choices=("ours", "baseline"), help=argparse.SUPPRESS)
+    p.add_argument("--probe-weights", type=Path, help=argparse.SUPPRESS)
+    for kind in ROW_KINDS:  # options of added kinds (the built-in kinds' are above)
         if kind.add_arguments is not None:
             kind.add_arguments(p)
     return p.parse_args(argv)

@@ -23,25 +23,22 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-if not __package__:  # run as a script: import the `benchmarks` package from the repository root instead
-    _here = Path(__file__).resolve().parent
-    if sys.path and sys.path[0] and Path(sys.path[0]).resolve() == _here:
-        del sys.path[0]  # the script's folder would shadow modules by their bare names
-    sys.path.insert(0, str(_here.parent))
+if not __package__:  # run by path: import `benchmarks` as a package from the repository root
+    import _script  # noqa: F401
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
+import argparse
+import json
+import os
+import statistics
+import time
 
-import ifc_sdk  # noqa: E402
-from benchmarks.environment import add_device_arguments, environment, select_device  # noqa: E402
-from benchmarks.harness import peak_memory, reset_peak_memory, run_baseline, run_ours  # noqa: E402
-from benchmarks.models import build_model  # noqa: E402
-from benchmarks.reference_style import MAX_TRACKS, reference_resized_shape  # noqa: E402
-from benchmarks.rows import Row  # noqa: E402
-from benchmarks.videos import decode_all, prepare_video  # noqa: E402
+import ifc_sdk
+from benchmarks.environment import environment, select_device
+from benchmarks.harness import peak_memory, reset_peak_memory, run_baseline, run_ours
+from benchmarks.models import build_model
+from benchmarks.reference_style import MAX_TRACKS, reference_resized_shape
+from benchmarks.rows import Row
+from benchmarks.videos import decode_all, prepare_video
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -104,14 +101,15 @@ def main(argv: list[str] | None = None, prog: str = "long_video.py") -> int:
     p.add_argument("--window", type=int, default=5)
     p.add_argument("--stride", type=int, default=1)
     p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--instances", type=int, default=20)
+    p.add_argument("--instances", type=int, default=20, help="random heads calibrated to ~this many per clip")
     p.add_argument(
         "--baseline-max-gb",
         type=float,
         default=8.0,
         help="run the reference-style baseline only where its dense buffers need less than this",
     )
-    add_device_arguments(p)
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--cache", type=Path, default=BENCH_DIR / ".cache")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)

@@ -102,22 +102,8 @@ def run(bench: Bench, row: Row, model) -> None:
     bench.save()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--memory",
-        action="store_true",
-        help="also measure the peak RSS of one end-to-end run per side in a fresh process each",
-    )
-    parser.add_argument(
-        "--memory-only", action="store_true", help="only the fresh-process memory measurement"
-    )
-    parser.add_argument("--probe", choices=("ours", "baseline"), help=argparse.SUPPRESS)
-    parser.add_argument("--probe-weights", type=Path, help=argparse.SUPPRESS)
-
-
 KIND = RowKind(
     name="memory",
     run=run,
     wanted=lambda args: args.memory or args.memory_only,
-    add_arguments=add_arguments,
 )

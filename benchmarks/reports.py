@@ -28,9 +28,62 @@ def _mode(e: dict) -> str:
     return "end-to-end" if e["mode"] == "e2e" else "compute-only"
 
 
+def _table(columns: list[str], rows: Iterable[str]) -> list[str]:
+    """A markdown table: header, separator, then the rows (each already ``| ... |``)."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows]
+
+
+def _section(title: str, columns: list[str], rows: Iterable[str]) -> list[str]:
+    return ["", title, "", *_table(columns, rows)]
+
+
+def _equal(outputs: dict) -> str:
+    if not outputs:
+        return "-"
+    if "note" in outputs:
+        return outputs["note"]
+    return ("yes" if outputs.get("equal") else "NO") + (
+        f" ({outputs.get('tracks', '?')} tracks, {outputs.get('outputs', '?')} outputs, "
+        f"{outputs.get('mask_pixels_differing', '?')} px differ)"
+    )
+
+
+def _main_row(e: dict) -> str:
+    ours = f"{_fmt(e['fps'])} [{_fmt(e['fps_min'])}-{_fmt(e['fps_max'])}]"
+    base = (
+        "-"
+        if e.get("baseline_fps") is None
+        else f"{_fmt(e['baseline_fps'])} [{_fmt(e['baseline_fps_min'])}-{_fmt(e['baseline_fps_max'])}]"
+    )
+    speed = "-" if e.get("speedup") is None else f"{e['speedup']:.2f}x"
+    paired = (
+        "-"
+        if e.get("speedup_paired_median") is None
+        else f"{e['speedup_paired_median']:.2f}x [{e['speedup_range'][0]:.2f}-{e['speedup_range'][1]:.2f}]"
+    )
+    cpu = "-" if e.get("speedup_cpu_time") is None else f"{e['speedup_cpu_time']:.2f}x"
+    mem = f"{_fmt(e['peak_rss_gb'])} / {_fmt(e.get('baseline_peak_rss_gb'))}"
+    if e["device"].startswith("cuda"):
+        mem += f" (CUDA {_fmt(e.get('peak_cuda_gb'))} / {_fmt(e.get('baseline_peak_cuda_gb'))})"
+    return (
+        f"| {row_label(e['row'])} | {e['video']} | {_mode(e)} | {e['precision']} | {ours} | {base} | {speed} "
+        f"| {paired} | {cpu} | {_fmt(e['paper_fps'], 1)} | {mem} | {_equal(e.get('outputs', {}))} |"
+    )
+
+
 def _main_table(report: dict) -> list[str]:
     env, cfg = report["env"], report["config"]
-    lines = [
+    columns = [
+        "row",
+        "video",
+        "mode",
+        "precision",
+        "ifc_sdk FPS",
+        "reference-style FPS",
+        "speed-up (medians)",
+    ]
+    columns += ["speed-up paired [range]", "speed-up CPU time", "paper FPS", "peak RSS ours / base (GB)"]
+    return [
         f"# IFC FPS benchmark ({env['device_name']})",
         "",
         f"torch {env['torch']}, python {env['python']}"
@@ -39,57 +92,15 @@ def _main_table(report: dict) -> list[str]:
         f"{cfg['repeats']} interleaved runs [min-max]; load average at start {env['loadavg_start']}, end "
         f"{env.get('loadavg_end', '-')}; {env['time']}",
         "",
-        "| row | video | mode | precision | ifc_sdk FPS | reference-style FPS | speed-up (medians) "
-        "| speed-up paired [range] | speed-up CPU time | paper FPS | peak RSS ours / base (GB) | outputs equal |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *_table([*columns, "outputs equal"], (_main_row(e) for e in report["rows"])),
     ]
-    for e in report["rows"]:
-        ours = f"{_fmt(e['fps'])} [{_fmt(e['fps_min'])}-{_fmt(e['fps_max'])}]"
-        base = (
-            "-"
-            if e.get("baseline_fps") is None
-            else f"{_fmt(e['baseline_fps'])} [{_fmt(e['baseline_fps_min'])}-{_fmt(e['baseline_fps_max'])}]"
-        )
-        speed = "-" if e.get("speedup") is None else f"{e['speedup']:.2f}x"
-        paired = (
-            "-"
-            if e.get("speedup_paired_median") is None
-            else f"{e['speedup_paired_median']:.2f}x [{e['speedup_range'][0]:.2f}-{e['speedup_range'][1]:.2f}]"
-        )
-        cpu = "-" if e.get("speedup_cpu_time") is None else f"{e['speedup_cpu_time']:.2f}x"
-        mem = f"{_fmt(e['peak_rss_gb'])} / {_fmt(e.get('baseline_peak_rss_gb'))}"
-        if e["device"].startswith("cuda"):
-            mem += f" (CUDA {_fmt(e.get('peak_cuda_gb'))} / {_fmt(e.get('baseline_peak_cuda_gb'))})"
-        eq = e.get("outputs", {})
-        equal = (
-            "-"
-            if not eq
-            else eq["note"]
-            if "note" in eq
-            else ("yes" if eq.get("equal") else "NO")
-            + f" ({eq.get('tracks', '?')} tracks, {eq.get('outputs', '?')} outputs, "
-            f"{eq.get('mask_pixels_differing', '?')} px differ)"
-        )
-        lines.append(
-            f"| {row_label(e['row'])} | {e['video']} | {_mode(e)} | {e['precision']} | {ours} | {base} | {speed} "
-            f"| {paired} | {cpu} | {_fmt(e['paper_fps'], 1)} | {mem} | {equal} |"
-        )
-    return lines
 
 
 def _breakdown(report: dict) -> list[str]:
     entries = [e for e in report["rows"] if "breakdown_s" in e]
     if not entries:
         return []
-    lines = [
-        "",
-        "Breakdown, seconds per video (ifc_sdk: one extra instrumented run; reference-style: median of the "
-        "timed runs). ifc_sdk decodes in a background thread: its `decode` is only the time compute waited "
-        "for frames.",
-        "",
-        "| row | video | mode | precision | side | " + " | ".join(STAGES) + " | total |",
-        "|---|---|---|---|---|" + "---|" * (len(STAGES) + 1),
-    ]
+    rows = []
     for e in entries:
         head = f"| {row_label(e['row'])} | {e['video']} | {_mode(e)} | {e['precision']} "
         sides = [("ifc_sdk", e["breakdown_s"], e["breakdown_total_s"])]
@@ -97,65 +108,53 @@ def _breakdown(report: dict) -> list[str]:
             b = e["baseline_breakdown_s"]
             sides.append(("reference-style", b, sum(b.values())))
         for side, stages, total in sides:
-            lines.append(
+            rows.append(
                 f"{head}| {side} | " + " | ".join(_fmt(stages[k]) for k in STAGES) + f" | {_fmt(total)} |"
             )
-    return lines
+    return _section(
+        "Breakdown, seconds per video (ifc_sdk: one extra instrumented run; reference-style: median of the "
+        "timed runs). ifc_sdk decodes in a background thread: its `decode` is only the time compute waited "
+        "for frames.",
+        ["row", "video", "mode", "precision", "side", *STAGES, "total"],
+        rows,
+    )
 
 
-def _ablation(report: dict) -> list[str]:
-    if not report.get("ablation"):
-        return []
-    lines = [
-        "",
-        "Speed-up steps (end-to-end from the mp4, first video; median [min-max] of interleaved runs)",
-        "",
-        "| row | variant | FPS | vs reference-style | peak RSS (GB) |",
-        "|---|---|---|---|---|",
-    ]
-    for e in report["ablation"]:
-        lines.append(
-            f"| {row_label(e['row'])} | {e['description']} | {_fmt(e['fps'], 3)} [{_fmt(e['fps_min'], 3)}-"
-            f"{_fmt(e['fps_max'], 3)}] | {e['speedup_vs_baseline']:.2f}x | {_fmt(e['peak_rss_gb'])} |"
-        )
-    return lines
+def _listed(key: str, title: str | Callable[[dict], str], columns: list[str], row: Callable[[dict], str]):
+    """A section with one table row per entry of ``report[key]`` (none when the report has no such entries)."""
+
+    def section(report: dict) -> list[str]:
+        if not report.get(key):
+            return []
+        return _section(title(report) if callable(title) else title, columns, map(row, report[key]))
+
+    return section
 
 
-def _memory(report: dict) -> list[str]:
-    if not report.get("memory"):
-        return []
-    lines = [
-        "",
-        "Peak resident memory of one end-to-end run, each in a fresh process (model and interpreter included)",
-        "",
-        "| row | video | side | peak RSS (GB) | RSS before the run (GB) | run time (s) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for e in report["memory"]:
-        side = "ifc_sdk" if e["side"] == "ours" else "reference-style"
-        lines.append(
-            f"| {row_label(e['row'])} | {e['video']} | {side} | {_fmt(e.get('peak_rss_gb'))} | "
-            f"{_fmt(e.get('rss_before_run_gb'))} | {_fmt(e['seconds'], 1)} |"
-        )
-    return lines
+def _ablation_row(e: dict) -> str:
+    return (
+        f"| {row_label(e['row'])} | {e['description']} | {_fmt(e['fps'], 3)} [{_fmt(e['fps_min'], 3)}-"
+        f"{_fmt(e['fps_max'], 3)}] | {e['speedup_vs_baseline']:.2f}x | {_fmt(e['peak_rss_gb'])} |"
+    )
 
 
-def _precision_iou(report: dict) -> list[str]:
-    if not report.get("precision_iou"):
-        return []
-    lines = [
-        "",
-        "Reduced precision against fp32 (video mask IoU, tracks paired by Hungarian matching)",
-        "",
-        "| row | video | precision | mask IoU (area-weighted) | mean IoU | tracks fp32 / reduced |",
-        "|---|---|---|---|---|---|",
-    ]
-    for e in report["precision_iou"]:
-        lines.append(
-            f"| {e['row']} | {e['video']} | {e['precision']} | {e['mask_iou']:.4f} | "
-            f"{e['mask_iou_mean']:.4f} | {e['tracks']} / {e['other_tracks']} |"
-        )
-    return lines
+def _memory_row(e: dict) -> str:
+    side = "ifc_sdk" if e["side"] == "ours" else "reference-style"
+    return (
+        f"| {row_label(e['row'])} | {e['video']} | {side} | {_fmt(e.get('peak_rss_gb'))} | "
+        f"{_fmt(e.get('rss_before_run_gb'))} | {_fmt(e['seconds'], 1)} |"
+    )
+
+
+def _precision_iou_row(e: dict) -> str:
+    return (
+        f"| {e['row']} | {e['video']} | {e['precision']} | {e['mask_iou']:.4f} | "
+        f"{e['mask_iou_mean']:.4f} | {e['tracks']} / {e['other_tracks']} |"
+    )
+
+
+def _sweep_row(e: dict) -> str:
+    return f"| {e['window']} | {e['stride']} | {_fmt(e['fps'])} | {_fmt(e.get('baseline_fps'))} |"
 
 
 def _decode_fps(report: dict) -> list[str]:
@@ -168,23 +167,38 @@ def _decode_fps(report: dict) -> list[str]:
     ]
 
 
-def _sweep(report: dict) -> list[str]:
-    if not report.get("sweep"):
-        return []
-    lines = [
-        "",
-        f"FPS against window length and stride (end-to-end; {report.get('sweep_info')}; plot: "
-        f"{report.get('sweep_plot')})",
-        "",
-        "| T | S | ifc_sdk FPS | reference-style FPS |",
-        "|---|---|---|---|",
-    ]
-    for e in report["sweep"]:
-        lines.append(f"| {e['window']} | {e['stride']} | {_fmt(e['fps'])} | {_fmt(e.get('baseline_fps'))} |")
-    return lines
-
-
-SECTIONS = (_main_table, _breakdown, _ablation, _memory, _precision_iou, _decode_fps, _sweep)
+SECTIONS = (
+    _main_table,
+    _breakdown,
+    _listed(
+        "ablation",
+        "Speed-up steps (end-to-end from the mp4, first video; median [min-max] of interleaved runs)",
+        ["row", "variant", "FPS", "vs reference-style", "peak RSS (GB)"],
+        _ablation_row,
+    ),
+    _listed(
+        "memory",
+        "Peak resident memory of one end-to-end run, each in a fresh process (model and interpreter included)",
+        ["row", "video", "side", "peak RSS (GB)", "RSS before the run (GB)", "run time (s)"],
+        _memory_row,
+    ),
+    _listed(
+        "precision_iou",
+        "Reduced precision against fp32 (video mask IoU, tracks paired by Hungarian matching)",
+        ["row", "video", "precision", "mask IoU (area-weighted)", "mean IoU", "tracks fp32 / reduced"],
+        _precision_iou_row,
+    ),
+    _decode_fps,
+    _listed(
+        "sweep",
+        lambda r: (
+            f"FPS against window length and stride (end-to-end; {r.get('sweep_info')}; plot: "
+            f"{r.get('sweep_plot')})"
+        ),
+        ["T", "S", "ifc_sdk FPS", "reference-style FPS"],
+        _sweep_row,
+    ),
+)
 
 
 def markdown(report: dict, extra_sections: Iterable[Callable[[dict], list[str]]] = ()) -> str:

@@ -3,7 +3,6 @@ stride 1, T/2 and T for each window length T; a table in ``results.md`` and ``fp
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from pathlib import Path
 
@@ -13,8 +12,6 @@ from benchmarks.harness import run_baseline, run_ours
 from benchmarks.kinds import Bench, RowKind
 from benchmarks.reports import plot_sweep
 from benchmarks.rows import Row
-
-STRIDE_RULES = ("1", "half", "T")
 
 
 def run_sweep(
@@ -90,13 +87,4 @@ def run(bench: Bench, row: Row, model) -> None:
     bench.save()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--sweep", action="store_true", help="also measure FPS against window length and stride"
-    )
-    parser.add_argument("--sweep-windows", default="1,2,5,10,18,36")
-    parser.add_argument("--sweep-strides", default=",".join(STRIDE_RULES))
-    parser.add_argument("--sweep-baseline", action="store_true")
-
-
-KIND = RowKind(name="sweep", run=run, wanted=lambda args: args.sweep, add_arguments=add_arguments)
+KIND = RowKind(name="sweep", run=run, wanted=lambda args: args.sweep)

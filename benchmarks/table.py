@@ -9,7 +9,6 @@ instrumented run. Reduced-precision rows also get their mask IoU against fp32.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -192,15 +191,8 @@ def run(bench: Bench, row: Row, model) -> None:
             bench.save()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--modes", default="e2e,compute", help="comma list of e2e,compute")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the reference-style baseline")
-    parser.add_argument("--no-breakdown", action="store_true", help="skip the instrumented breakdown run")
-
-
 KIND = RowKind(
     name="table",
     run=run,
     wanted=lambda args: not (args.only_ablation or args.memory_only),
-    add_arguments=add_arguments,
 )

@@ -7,24 +7,21 @@ same tracks, labels, scores and masks on the fixture checkpoint.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from reference import meta, model, rgb_frames, tensors, unpack_masks
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-from reference_style import (  # noqa: E402
+from benchmarks.reference_style import (
     MAX_TRACKS,
+    Clip,
     StageTimer,
     TooManyTracksError,
     Videos,
     clip_windows,
     run_reference_style,
 )
+from ifc_sdk.inference.predictor import segment_frames
 
 NAME = "r50_seed0"
 
@@ -71,8 +68,13 @@ def test_reference_style_matches_reference_fixtures(run):
 def test_ifc_sdk_equals_reference_style(run):
     """Same tracks, labels, scores and masks from ifc_sdk's streaming path and the dense baseline."""
     spec, size, out = _run(run, encode=False)
-    ours = model(NAME).segment_frames(
-        rgb_frames(NAME), window=spec["window_T"], stride=spec["clip_stride"], size=None, output_size=size
+    ours = segment_frames(
+        model(NAME),
+        rgb_frames(NAME),
+        window=spec["window_T"],
+        stride=spec["clip_stride"],
+        size=None,
+        output_size=size,
     )
     preds = ours.predictions(multi_class=True, threshold=0.01)
     assert [p.label for p in preds] == out.labels
@@ -87,8 +89,6 @@ def test_ifc_sdk_equals_reference_style(run):
 
 def test_track_cap_is_an_error_as_in_the_reference():
     videos = Videos(clip_len=2, video_length=2, num_classes=3, mask_size=(2, 2))
-    from reference_style import Clip
-
     n = MAX_TRACKS + 1
     clip = Clip([0, 1], torch.full((n, 4), 0.25), torch.zeros(n, 2, 2, 2), torch.full((n, 2, 2, 2), 0.5))
     with pytest.raises(TooManyTracksError):
