@@ -26,19 +26,16 @@ from ifc_sdk.inference.predictor import segment_frames
 NAME = "r50_seed0"
 
 
+def _video_args(spec: dict, size: tuple[int, int]) -> dict:
+    """The fixture run's windowing, on the fixture frames as they are, masks at the video's size."""
+    return dict(window=spec["window_T"], stride=spec["clip_stride"], size=None, output_size=size)
+
+
 def _run(run: str, **kwargs):
     info = meta()["models"][NAME]
     spec = info["video_runs"][run]
     size = (info["video"]["height"], info["video"]["width"])
-    out = run_reference_style(
-        model(NAME),
-        rgb_frames(NAME),
-        window=spec["window_T"],
-        stride=spec["clip_stride"],
-        size=None,
-        output_size=size,
-        **kwargs,
-    )
+    out = run_reference_style(model(NAME), rgb_frames(NAME), **_video_args(spec, size), **kwargs)
     return spec, size, out
 
 
@@ -68,14 +65,7 @@ def test_reference_style_matches_reference_fixtures(run):
 def test_ifc_sdk_equals_reference_style(run):
     """Same tracks, labels, scores and masks from ifc_sdk's streaming path and the dense baseline."""
     spec, size, out = _run(run, encode=False)
-    ours = segment_frames(
-        model(NAME),
-        rgb_frames(NAME),
-        window=spec["window_T"],
-        stride=spec["clip_stride"],
-        size=None,
-        output_size=size,
-    )
+    ours = segment_frames(model(NAME), rgb_frames(NAME), **_video_args(spec, size))
     preds = ours.predictions(multi_class=True, threshold=0.01)
     assert [p.label for p in preds] == out.labels
     assert [p.track_id for p in preds] == out.track_idx
