@@ -39,6 +39,7 @@ if not __package__:  # run by path: import `benchmarks` as a package from the re
 import argparse
 import os
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -165,6 +166,7 @@ def main(argv: list[str] | None = None, prog: str = "fps.py") -> int:
     if args.probe:
         return memory.probe(args, device, args.size or None, overrides)
     rows = parse_rows(args.rows)
+    weights = dict(w.split("=", 1) for w in args.weights)
     out_dir = args.out or BENCH_DIR / "results" / ("quick" if args.quick else device.type)
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / "log.txt").open("a") as log_file:
@@ -175,13 +177,19 @@ def main(argv: list[str] | None = None, prog: str = "fps.py") -> int:
             log_file.write(line + "\n")
             log_file.flush()
 
-        bench = _prepare(args, device, rows, precisions, out_dir, log)
+        bench = _prepare(args, device, rows, precisions, weights, out_dir, log)
         _run_rows(bench, overrides)
     return 0
 
 
 def _prepare(
-    args: argparse.Namespace, device: torch.device, rows: list[Row], precisions: list[str], out_dir: Path, log
+    args: argparse.Namespace,
+    device: torch.device,
+    rows: list[Row],
+    precisions: list[str],
+    weights: dict[str, str],
+    out_dir: Path,
+    log: Callable[[str], None],
 ) -> Bench:
     """The report's header (environment, command, configuration) and the videos, written and decoded."""
     size = args.size or None
@@ -224,7 +232,7 @@ def _prepare(
         precisions=precisions,
         size=size,
         warmup=warmup,
-        weights=dict(w.split("=", 1) for w in args.weights),
+        weights=weights,
         report=report,
         out_dir=out_dir,
         log=log,

@@ -54,7 +54,8 @@ class RowKind:
     ``run(bench, row, model)`` measures the row with its model (built and calibrated once per row), adds its
     results to ``bench.report`` under its own key and calls ``bench.save()``; it runs when
     ``wanted(args)``. ``add_arguments`` adds its options to ``fps.py``; ``markdown`` renders its section of
-    ``results.md`` (the built-in kinds' sections are `reports.markdown`'s own, in RESULTS.md's order).
+    ``results.md``, placed after the built-in sections. The built-in kinds (memory, table, ablation, sweep)
+    leave both None: their options are ``fps.parse_args``'s own and their sections `reports.SECTIONS`.
     """
 
     name: str
