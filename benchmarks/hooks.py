@@ -6,9 +6,10 @@
   states and the segmenter (``fps.py --ablation``);
 * `instrumented`: timers around the functions the predictor calls (the per-stage breakdown).
 
-They touch the model's ``normalize``, ``backbone_features``, ``frame_states``, ``forward_frame_states`` and
-``forward_clips``, the backbone's ``ConvNorm`` / ``BottleneckBlock``, and the segmenter's private
-``_frame_chunk`` / ``_emit`` and tracker: when those change, this is the file to fix.
+They touch the `IFC`'s ``normalize``, ``backbone_features``, ``frame_states``, ``forward_frame_states`` and
+``forward_clips``, the backbone's ``ConvNorm`` / ``BottleneckBlock``, the segmenter's `EagerClipModel`
+(``window_heads``, ``frame_chunk``), its private ``_emit`` and its tracker: when those change, this is the
+file to fix.
 """
 
 from __future__ import annotations
@@ -88,22 +89,24 @@ def variant(model, name: str, row: Row):
         def states(res3, res4, res5, mask5=None):
             return {"res3": res3, "res4": res4, "res5": res5}
 
-        def forward(st, num_frames, size5, frame_chunk=None):
-            return model.forward_clips(st["res3"], st["res4"], st["res5"], num_frames, aux=False)
+        def heads(st, num_frames):
+            out = model.forward_clips(st["res3"], st["res4"], st["res5"], num_frames, aux=False)
+            return out["pred_logits"][0], out["pred_masks"][0]
 
-        model.frame_states, model.forward_frame_states = states, forward
+        model.frame_states = states
     kwargs = {"batch_frames": row.window} if name == "before" else {}
 
-    def adjust(segmenter):
+    def adjust(segmenter):  # segmenter.model: the EagerClipModel wrapping `model`
+        if step < order.index("reuse"):
+            segmenter.model.window_heads = heads
         if step < order.index("sdk"):
-            segmenter._frame_chunk = None
+            segmenter.model.frame_chunk = None
 
     try:
         yield kwargs, adjust
     finally:
         bb.ConvNorm.forward, bb.BottleneckBlock.forward = saved
         model.__dict__.pop("frame_states", None)
-        model.__dict__.pop("forward_frame_states", None)
 
 
 # ================================================================================================ breakdown
@@ -130,7 +133,7 @@ def _timed(fn: Callable, timer: StageTimer, stage: str) -> Callable:
 @contextlib.contextmanager
 def instrumented(segmenter: VideoSegmenter, timer: StageTimer):
     """Charge ifc_sdk's work to stages by wrapping the functions the predictor calls (instrumented run only)."""
-    model, tracker = segmenter.model, segmenter.tracker
+    model, tracker = segmenter.model.model, segmenter.tracker  # the IFC inside the EagerClipModel
     saved_module = {
         name: getattr(_predictor, name) for name in ("to_tensor", "resize_frames", "encode_masks")
     }

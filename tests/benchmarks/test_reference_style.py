@@ -21,7 +21,7 @@ from benchmarks.reference_style import (
     clip_windows,
     run_reference_style,
 )
-from ifc_sdk.inference.predictor import segment_frames
+from ifc_sdk import segment_frames
 
 NAME = "r50_seed0"
 
