@@ -130,14 +130,24 @@ def _timed(fn: Callable, timer: StageTimer, stage: str) -> Callable:
     return wrapper
 
 
+# Stage of each function the predictor calls (module level) and of each IFC method the EagerClipModel calls.
+_PREDICTOR_STAGES = {"to_tensor": "preprocess", "resize_frames": "preprocess", "encode_masks": "output"}
+_MODEL_STAGES = {
+    "normalize": "preprocess",
+    "backbone_features": "backbone",
+    "forward_clips": "heads",
+    "frame_states": "heads",  # the per-frame part of the heads, run right after the backbone
+    "forward_frame_states": "heads",
+}
+
+
 @contextlib.contextmanager
 def instrumented(segmenter: VideoSegmenter, timer: StageTimer):
-    """Charge ifc_sdk's work to stages by wrapping the functions the predictor calls (instrumented run only)."""
+    """Charge ifc_sdk's work to stages by wrapping the functions the predictor calls (instrumented run only).
+    Wraps what is bound now, so it composes with `variant`; everything is put back on exit."""
     model, tracker = segmenter.model.model, segmenter.tracker  # the IFC inside the EagerClipModel
-    saved_module = {
-        name: getattr(_predictor, name) for name in ("to_tensor", "resize_frames", "encode_masks")
-    }
-    stage_of = {"to_tensor": "preprocess", "resize_frames": "preprocess", "encode_masks": "output"}
+    saved_module = {name: getattr(_predictor, name) for name in _PREDICTOR_STAGES}
+    saved_model = {name: model.__dict__[name] for name in _MODEL_STAGES if name in model.__dict__}
     emit = segmenter._emit
 
     def timed_emit(*args, **kwargs):
@@ -145,15 +155,9 @@ def instrumented(segmenter: VideoSegmenter, timer: StageTimer):
 
     try:
         for name, fn in saved_module.items():
-            setattr(_predictor, name, _timed(fn, timer, stage_of[name]))
-        model.normalize = _timed(type(model).normalize.__get__(model), timer, "preprocess")
-        model.backbone_features = _timed(type(model).backbone_features.__get__(model), timer, "backbone")
-        model.forward_clips = _timed(type(model).forward_clips.__get__(model), timer, "heads")
-        if hasattr(type(model), "frame_states"):  # per-frame part of the heads (run right after the backbone)
-            model.frame_states = _timed(type(model).frame_states.__get__(model), timer, "heads")
-            model.forward_frame_states = _timed(
-                type(model).forward_frame_states.__get__(model), timer, "heads"
-            )
+            setattr(_predictor, name, _timed(fn, timer, _PREDICTOR_STAGES[name]))
+        for name, stage in _MODEL_STAGES.items():
+            setattr(model, name, _timed(getattr(model, name), timer, stage))
         tracker.add_clip = _timed(tracker.add_clip, timer, "stitching")
         tracker.pop_frames = _timed(tracker.pop_frames, timer, "stitching")
         segmenter._emit = timed_emit
@@ -161,11 +165,6 @@ def instrumented(segmenter: VideoSegmenter, timer: StageTimer):
     finally:
         for name, fn in saved_module.items():
             setattr(_predictor, name, fn)
-        for name in (
-            "normalize",
-            "backbone_features",
-            "forward_clips",
-            "frame_states",
-            "forward_frame_states",
-        ):
+        for name in _MODEL_STAGES:
             model.__dict__.pop(name, None)
+        model.__dict__.update(saved_model)
