@@ -222,21 +222,23 @@ def _prepare(
     for v, p in paths.items():
         report["decode_fps"][v] = decode_fps(p)
     log(f"videos: {[str(p) for p in paths.values()]}; decode FPS {report['decode_fps']}")
+    sections = [kind.markdown for kind in ROW_KINDS if kind.markdown is not None]
+    # fields in `Bench`'s order, each variable named as its field
     return Bench(
-        args=args,
-        device=device,
-        rows=rows,
-        videos=videos,
-        paths=paths,
-        decoded=decoded,
-        precisions=precisions,
-        size=size,
-        warmup=warmup,
-        weights=weights,
-        report=report,
-        out_dir=out_dir,
-        log=log,
-        sections=[kind.markdown for kind in ROW_KINDS if kind.markdown is not None],
+        args,
+        device,
+        rows,
+        videos,
+        paths,
+        decoded,
+        precisions,
+        size,
+        warmup,
+        weights,
+        report,
+        out_dir,
+        log,
+        sections,
     )
 
 
