@@ -392,17 +392,15 @@ def train(
         du.cleanup(trainer.dist)
 
 
-# `load_finetune_init` and friends lived here before the split; they stay importable from this module.
+# The weight and step helpers lived here before the split; they stay importable from this module.
 __all__ = [
     "TrainResult",
     "Trainer",
     "build_optimizer",
     "class_head_keys",
     "freeze_backbone",
-    "load_dataset",
     "load_finetune_init",
     "pad_size",
     "read_model_state",
-    "resolve_annotations",
     "train",
 ]
