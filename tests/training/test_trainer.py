@@ -8,11 +8,13 @@ interpreter start-up twice).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import signal
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -390,7 +392,9 @@ def test_cli_refused_training_state_is_one_line(data: Path, stopped: Path, tmp_p
     assert str(state_file) in err and "safe loader" in err and "last_checkpoint" in err
 
 
-def test_cli_output_folder_failures_are_one_line(data: Path, tmp_path: Path, capsys, full_disk) -> None:
+def test_cli_output_folder_failures_are_one_line(
+    data: Path, tmp_path: Path, capsys, full_disk, monkeypatch
+) -> None:
     out = tmp_path / "a_file"
     out.write_text("not a folder")
     assert _train_cli(data, out) == 1
@@ -403,3 +407,14 @@ def test_cli_output_folder_failures_are_one_line(data: Path, tmp_path: Path, cap
     err = _error_line(capsys)
     assert str(out / "checkpoints" / "iter_0000001") in err and "disk full" in err
     assert list((out / "checkpoints").iterdir()) == [] and not (out / "last_checkpoint").exists()
+
+    out = tmp_path / "read_only"
+    out.mkdir()  # on a read-only file system (tests may run as root, for whom chmod does not stop writes)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    assert _train_cli(data, out) == 1
+    assert f"{out / 'recipe.json'}: cannot write: read-only file system" in _error_line(capsys)
