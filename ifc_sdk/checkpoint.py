@@ -12,13 +12,12 @@ Two formats:
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import math
 import os
 import pickle
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -109,19 +108,16 @@ def _count_indexed(state_dict: dict, prefix: str) -> int:
     return max(indices) + 1 if indices else 0
 
 
-def infer_config(
-    state_dict: dict[str, torch.Tensor], base: IFCConfig, path: str | os.PathLike | None = None
-) -> IFCConfig:
-    """Read every size of the architecture from an SDK-keyed state dict; the rest comes from ``base``."""
+def sizes_from_shapes(shapes: Mapping[str, Sequence[int]], path: str | os.PathLike | None = None) -> dict:
+    """Every size of the architecture that SDK-keyed weights determine, read from their shapes alone."""
     required = ("query_embed.weight", "transformer.memory_bus", "backbone.stem.conv1.weight")
-    if not all(k in state_dict for k in required):
+    if not all(k in shapes for k in required):
         raise CheckpointError(
             path,
-            f"not an IFC checkpoint: none of {list(required)} found; "
-            f"its keys start with {list(state_dict)[:5]}",
+            f"not an IFC checkpoint: none of {list(required)} found; its keys start with {list(shapes)[:5]}",
         )
     try:
-        blocks = tuple(_count_indexed(state_dict, f"backbone.res{i}.") for i in range(2, 6))
+        blocks = tuple(_count_indexed(shapes, f"backbone.res{i}.") for i in range(2, 6))
         depth = next((d for d, b in DEPTH_TO_BLOCKS.items() if b == blocks), None)
         if depth is None:
             raise CheckpointError(
@@ -129,28 +125,35 @@ def infer_config(
                 f"ResNet blocks per stage {blocks} match no supported depth "
                 f"({ {d: b for d, b in DEPTH_TO_BLOCKS.items()} })",
             )
-        num_class_layers = _count_indexed(state_dict, "class_embed.layers.")
-        bottleneck = state_dict["backbone.res2.0.conv1.weight"].shape[0]
-        return base.replace(
-            num_classes=state_dict[f"class_embed.layers.{num_class_layers - 1}.weight"].shape[0] - 1,
-            hidden_dim=state_dict["query_embed.weight"].shape[1],
-            num_queries=state_dict["query_embed.weight"].shape[0],
-            dim_feedforward=state_dict["transformer.encoder.enc_layers.0.linear1.weight"].shape[0],
-            num_enc_layers=_count_indexed(state_dict, "transformer.encoder.enc_layers."),
-            num_dec_layers=_count_indexed(state_dict, "transformer.clip_decoder.layers."),
-            num_memory_bus=state_dict["transformer.memory_bus"].shape[0],
-            depth=depth,
-            stem_channels=state_dict["backbone.stem.conv1.weight"].shape[0],
-            res2_channels=state_dict["backbone.res2.0.conv3.weight"].shape[0],
-            bottleneck_channels=bottleneck,
-            num_groups=bottleneck // state_dict["backbone.res2.0.conv2.weight"].shape[1],
-            categories=base.categories
-            if base.num_classes
-            == state_dict[f"class_embed.layers.{num_class_layers - 1}.weight"].shape[0] - 1
-            else None,
-        )
-    except KeyError as exc:
-        raise CheckpointError(path, f"not an IFC checkpoint: missing key {exc.args[0]!r}") from exc
+        bottleneck = shapes["backbone.res2.0.conv1.weight"][0]
+        return {
+            "num_classes": shapes[
+                f"class_embed.layers.{_count_indexed(shapes, 'class_embed.layers.') - 1}.weight"
+            ][0]
+            - 1,
+            "hidden_dim": shapes["query_embed.weight"][1],
+            "num_queries": shapes["query_embed.weight"][0],
+            "dim_feedforward": shapes["transformer.encoder.enc_layers.0.linear1.weight"][0],
+            "num_enc_layers": _count_indexed(shapes, "transformer.encoder.enc_layers."),
+            "num_dec_layers": _count_indexed(shapes, "transformer.clip_decoder.layers."),
+            "num_memory_bus": shapes["transformer.memory_bus"][0],
+            "depth": depth,
+            "stem_channels": shapes["backbone.stem.conv1.weight"][0],
+            "res2_channels": shapes["backbone.res2.0.conv3.weight"][0],
+            "bottleneck_channels": bottleneck,
+            "num_groups": bottleneck // shapes["backbone.res2.0.conv2.weight"][1],
+        }
+    except (KeyError, IndexError) as exc:
+        raise CheckpointError(path, f"not an IFC checkpoint: missing or malformed {exc.args[0]!r}") from exc
+
+
+def infer_config(
+    state_dict: Mapping[str, torch.Tensor], base: IFCConfig, path: str | os.PathLike | None = None
+) -> IFCConfig:
+    """Read every size of the architecture from an SDK-keyed state dict; the rest comes from ``base``."""
+    sizes = sizes_from_shapes({k: tuple(v.shape) for k, v in state_dict.items()}, path)
+    categories = base.categories if base.num_classes == sizes["num_classes"] else None
+    return base.replace(**sizes, categories=categories)
 
 
 def check_config_fields(fields: Mapping, where: str | os.PathLike) -> None:
@@ -184,20 +187,6 @@ def check_config_fields(fields: Mapping, where: str | os.PathLike) -> None:
             and (name == "pixel_mean" or all(v > 0 for v in value))
         ):
             raise ConfigError(f"{where}: field {name!r} = {value!r} is not three finite (positive) numbers")
-
-
-def expected_shapes(config: IFCConfig) -> dict[str, tuple[int, ...]]:
-    """Every state-dict key of the architecture of ``config`` with its shape (built on the meta device, so
-    nothing is allocated)."""
-    fields = {k: v for k, v in config.to_dict().items() if k != "categories"}
-    return dict(_expected_shapes(json.dumps(fields, sort_keys=True)))
-
-
-@functools.lru_cache(maxsize=16)
-def _expected_shapes(fields: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    with torch.device("meta"):
-        model = build_ifc(IFCConfig.from_dict(json.loads(fields)))
-    return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
 
 
 def safetensors_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
@@ -311,12 +300,10 @@ def save_pretrained(model: IFC, out_dir: str | os.PathLike, *, overwrite: bool =
         if locked:
             _sweep_own_temps(out_dir)
         check_output_folder(out_dir, overwrite=overwrite)  # again: another process may have written meanwhile
-        with (
-            atomic_path(out_dir / WEIGHTS_NAME) as weights_tmp,
-            atomic_path(out_dir / CONFIG_NAME) as config_tmp,
-        ):
+        with atomic_path(out_dir / WEIGHTS_NAME) as weights_tmp:
             weights_tmp.write_bytes(data)
-            config_tmp.write_text(config)
+            with atomic_path(out_dir / CONFIG_NAME) as config_tmp:  # in place first, the weights right after
+                config_tmp.write_text(config)
     return out_dir
 
 
@@ -375,12 +362,15 @@ def load_pretrained(path: str | os.PathLike, **overrides) -> IFC:
         raise CheckpointError(
             config_file, f"bad config ({str(exc).removeprefix(f'{config_file}: ')})"
         ) from exc
-    # Compared before the model or the weights are allocated: a config cannot ask for more than the file holds.
-    differences = shape_differences(expected_shapes(config), safetensors_shapes(weights))
-    if differences:
-        raise CheckpointError(
-            weights, f"weights do not fit the architecture of {config_file}: " + "; ".join(differences)
-        )
+    # Before the model or the weights are allocated: a config cannot ask for more than the weights file holds.
+    held = sizes_from_shapes(safetensors_shapes(weights), weights)
+    differ = [
+        f"{k} = {getattr(config, k)} in the config, {v} in the weights"
+        for k, v in held.items()
+        if getattr(config, k) != v
+    ]
+    if differ:
+        raise CheckpointError(config_file, f"does not match {weights.name}: " + "; ".join(differ))
     try:
         state = load_file(weights)
     except (SafetensorError, OSError) as exc:

@@ -18,7 +18,6 @@ architecture), `cache` (paths, the integrity record, the install lock), `install
 A ``.pth``/``.safetensors`` placed by hand in ``<cache>/downloads/<name>/`` is used before any download.
 """
 
-from ifc_sdk.checkpoint import expected_shapes
 from ifc_sdk.weights.cache import RECORD_NAME, cache_root
 from ifc_sdk.weights.install import ModelInfo, cache_status, fetch, list_models, verify
 from ifc_sdk.weights.load import is_remote_source, load_pretrained_weights, parse_hf_uri
@@ -30,7 +29,7 @@ from ifc_sdk.weights.manifest import (
     manifest,
     model_names,
 )
-from ifc_sdk.weights.structure import build_checked, check_structure
+from ifc_sdk.weights.structure import build_checked, check_structure, expected_shapes
 
 __all__ = [
     "MANIFEST_PACKAGE",

@@ -1,8 +1,10 @@
-"""Structure checks: weights are accepted for a manifest entry only with exactly its architecture's keys and
-shapes, compared before any model of that architecture is allocated."""
+"""Structure checks: weights are accepted for a manifest entry only with exactly the keys and shapes of its
+architecture, and the differences are named when they are not."""
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import re
 from pathlib import Path
@@ -12,7 +14,6 @@ import torch
 from ifc_sdk.checkpoint import (
     check_finite,
     convert_reference_state_dict,
-    expected_shapes,
     load_state_dict_strict,
     read_pth,
     shape_differences,
@@ -22,14 +23,29 @@ from ifc_sdk.modeling import IFC, IFCConfig, build_ifc
 from ifc_sdk.weights.manifest import ModelEntry
 
 
+def expected_shapes(config: IFCConfig) -> dict[str, tuple[int, ...]]:
+    """Every state-dict key of the architecture of ``config`` with its shape."""
+    fields = {k: v for k, v in config.to_dict().items() if k != "categories"}
+    return dict(_expected_shapes(json.dumps(fields, sort_keys=True)))
+
+
+@functools.lru_cache(maxsize=16)
+def _expected_shapes(fields: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    with torch.no_grad():
+        model = build_ifc(IFCConfig.from_dict(json.loads(fields)))
+    return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
+
+
 def check_structure(
     entry: ModelEntry,
     shapes: dict[str, tuple[int, ...]],
     path: str | os.PathLike | None,
     config: IFCConfig | None = None,
+    expected: dict[str, tuple[int, ...]] | None = None,
 ) -> None:
     """Refuse weights whose keys or shapes differ from the entry's architecture, naming the differences."""
-    differences = shape_differences(expected_shapes(config or entry.model_config()), shapes)
+    expected = expected or expected_shapes(config or entry.model_config())
+    differences = shape_differences(expected, shapes)
     if not differences:
         return
     res4 = {int(m.group(1)) for k in shapes if (m := re.match(r"backbone\.res4\.(\d+)\.", k))}
@@ -48,10 +64,10 @@ def build_checked(
     config: IFCConfig | None = None,
 ) -> IFC:
     """The entry's model with ``state`` loaded, after checking the exact keys and shapes; in eval mode."""
-    config = config or entry.model_config()
-    check_structure(entry, {k: tuple(v.shape) for k, v in state.items()}, path, config)
+    model = build_ifc(config or entry.model_config())
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_structure(entry, {k: tuple(v.shape) for k, v in state.items()}, path, expected=expected)
     check_finite(state, path)
-    model = build_ifc(config)
     load_state_dict_strict(model, state, path)
     return model.eval()
 
