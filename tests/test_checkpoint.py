@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import pathlib
 import pickle
 import stat
 
@@ -13,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REFERENCE, require
+from faults import disk_full_for
 from reference import model, rgb_frames
 from tiny import tiny_model
 
@@ -213,18 +212,7 @@ def test_saved_files_follow_the_umask(tmp_path):
 def test_disk_full_while_saving_keeps_the_previous_model(tmp_path, monkeypatch, failing):
     save_pretrained(tiny_model(seed=0), tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    real_write_bytes, real_write_text = pathlib.Path.write_bytes, pathlib.Path.write_text
-
-    def full(real):
-        def write(self, data, *args, **kwargs):
-            if self.name.startswith(f".{failing}.tmp-"):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            return real(self, data, *args, **kwargs)
-
-        return write
-
-    monkeypatch.setattr(pathlib.Path, "write_bytes", full(real_write_bytes))
-    monkeypatch.setattr(pathlib.Path, "write_text", full(real_write_text))
+    disk_full_for(monkeypatch, failing)
     with pytest.raises(OutputError, match=f"{failing}: cannot write: no space left on the device") as info:
         save_pretrained(tiny_model(seed=1), tmp_path, overwrite=True)
     assert info.value.path == str(tmp_path / failing)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime
-import errno
 import json
-import os
-import pathlib
 import socket
 from pathlib import Path
 
 import pytest
 import torch
+from faults import disk_full_for
 
 from ifc_sdk.checkpoint import (
     CONFIG_NAME,
@@ -243,14 +241,7 @@ def test_cache_that_is_a_file_exits_1_naming_it(capsys, isolated, pth, monkeypat
 
 
 def test_disk_full_during_convert_exits_1(capsys, isolated, pth, monkeypatch) -> None:
-    real_write = pathlib.Path.write_bytes
-
-    def full(self, data):
-        if self.name.startswith(f".{WEIGHTS_NAME}.tmp-"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_write(self, data)
-
-    monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+    disk_full_for(monkeypatch, WEIGHTS_NAME)
     code, _, err = run(capsys, "convert", str(pth), str(isolated / "out"))
     assert code == 1 and err.count("\n") == 1 and "no space left on the device (disk full)" in err
     assert str(isolated / "out" / WEIGHTS_NAME) in err and list((isolated / "out").iterdir()) == []

@@ -7,7 +7,6 @@ import errno
 import json
 import multiprocessing
 import os
-import pathlib
 import signal
 import stat
 import subprocess
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from faults import disk_full_for
 from weights_helpers import (  # noqa: F401 - fixtures
     fixture,
     isolated_fixture,
@@ -302,14 +302,7 @@ def test_disk_full_during_download(isolated, monkeypatch) -> None:
 
 
 def test_disk_full_during_conversion(isolated, monkeypatch) -> None:
-    real_write = pathlib.Path.write_bytes
-
-    def write_bytes(self, data):
-        if self.name.startswith(f".{WEIGHTS_NAME}.tmp-"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_write(self, data)
-
-    monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
+    disk_full_for(monkeypatch, WEIGHTS_NAME)
     with pytest.raises(OutputError, match=f"{WEIGHTS_NAME}: cannot write: no space left") as info:
         install_r50(isolated)
     assert info.value.path.startswith(str(isolated / "cache" / "models" / f".{NAME}.staging-"))
