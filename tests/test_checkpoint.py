@@ -15,7 +15,7 @@ from faults import disk_full_for
 from reference import model, rgb_frames
 from tiny import tiny_model
 
-from ifc_sdk import checkpoint
+from ifc_sdk import checkpoint, segment_frames
 from ifc_sdk.checkpoint import (
     convert_checkpoint,
     convert_reference_state_dict,
@@ -78,8 +78,8 @@ def test_saved_format_reloads_bit_identical(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
     reloaded = load_checkpoint(folder)
     frames = rgb_frames("r50_seed0")[:4]
-    a = m.segment_frames(frames, window=3, size=None)
-    b = reloaded.segment_frames(frames, window=3, size=None)
+    a = segment_frames(m, frames, window=3, size=None)
+    b = segment_frames(reloaded, frames, window=3, size=None)
     np.testing.assert_array_equal([t.class_probs for t in a.tracks], [t.class_probs for t in b.tracks])
     assert [t.frame_masks for t in a.tracks] == [t.frame_masks for t in b.tracks]
 
