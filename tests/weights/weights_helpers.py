@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REFERENCE
 from safetensors.torch import load_file
 
 from ifc_sdk import weights
 from ifc_sdk.checkpoint import convert_reference_state_dict, read_pth
 
+# Not `from conftest import REFERENCE`: another folder's conftest.py may be the module named conftest by now.
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "reference"
 FIXTURES = {"r50": "r50_seed0", "r101": "r101_seed1"}
 # The reduced widths of the reference fixture checkpoints (see the fixtures' README).
 SMALL = {"hidden_dim": 64, "dim_feedforward": 128, "num_queries": 12, "bottleneck_channels": 8}
