@@ -149,8 +149,10 @@ def write_model_folder(model: IFC, folder: Path, state: dict[str, Any] | None = 
             if state is not None:
                 _save_state(state, staged / STATE_NAME)
             _move_into(staged, folder)
-    except OutputError:
-        raise
+    except OutputError as exc:  # one raised inside the staging folder names the checkpoint folder instead
+        if exc.path == os.fspath(folder) or not isinstance(exc.cause, OSError):
+            raise
+        raise output_error(folder, exc.cause) from exc
     except OSError as exc:
         raise output_error(folder, exc) from exc
     except SafetensorError as exc:  # safetensors' own I/O errors (its message names the OS error)
