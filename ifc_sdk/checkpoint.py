@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from ifc_sdk.errors import CheckpointError, ConfigError, OutputError
-from ifc_sdk.io.atomic import atomic_path, ensure_dir
+from ifc_sdk.io.atomic import atomic_path, ensure_dir, sweep_temporaries
 from ifc_sdk.modeling import IFC, IFCConfig, build_ifc, preset_config
 from ifc_sdk.modeling.backbone import DEPTH_TO_BLOCKS
 
@@ -297,8 +297,8 @@ def save_pretrained(model: IFC, out_dir: str | os.PathLike, *, overwrite: bool =
     config = json.dumps(model.config.to_dict(), indent=2) + "\n"
     ensure_dir(out_dir)
     with _folder_lock(out_dir) as locked:
-        if locked:
-            _sweep_own_temps(out_dir)
+        if locked:  # no other save into this folder is running: what its temporaries left is stale
+            sweep_temporaries(out_dir, f"{re.escape(WEIGHTS_NAME)}|{re.escape(CONFIG_NAME)}")
         check_output_folder(out_dir, overwrite=overwrite)  # again: another process may have written meanwhile
         with atomic_path(out_dir / WEIGHTS_NAME) as weights_tmp:
             weights_tmp.write_bytes(data)
@@ -326,13 +326,6 @@ def _folder_lock(folder: Path) -> Iterator[bool]:
         yield True
     finally:
         os.close(fd)
-
-
-def _sweep_own_temps(folder: Path) -> None:
-    """Remove the temporary files a killed `save_pretrained` left in ``folder`` (only its own names)."""
-    for name in (WEIGHTS_NAME, CONFIG_NAME):
-        for stale in folder.glob(f".{name}.tmp-*"):
-            stale.unlink(missing_ok=True)
 
 
 def load_pretrained(path: str | os.PathLike, **overrides) -> IFC:

@@ -188,8 +188,8 @@ def test_an_existing_file_as_the_folder_is_an_output_error(tmp_path):
 
 def test_temporary_files_of_a_killed_save_are_swept(tmp_path):
     stale = [
-        tmp_path / ".model.safetensors.tmp-k1ll3d.safetensors",
-        tmp_path / ".config.json.tmp-k1ll3d.json",
+        tmp_path / ".model.safetensors.tmp-k1ll3dab.safetensors",
+        tmp_path / ".config.json.tmp-k1ll3dab.json",
     ]
     kept = tmp_path / ".notes.txt.tmp-mine"
     for path in [*stale, kept]:

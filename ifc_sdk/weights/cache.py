@@ -27,7 +27,13 @@ from pathlib import Path
 from ifc_sdk.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 from ifc_sdk.errors import OutputError, WeightsError
 from ifc_sdk.hub import PART_SUFFIX
-from ifc_sdk.io.atomic import atomic_write_text, describe_os_error, ensure_dir, output_error
+from ifc_sdk.io.atomic import (
+    atomic_write_text,
+    describe_os_error,
+    ensure_dir,
+    output_error,
+    sweep_temporaries,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -237,20 +243,24 @@ def install_lock(name: str) -> Iterator[None]:
         lock.release()
 
 
-def stale_paths(name: str) -> list[Path]:
-    """Temporary files and folders of model ``name`` that only a run holding its lock creates."""
-    models, partial = model_folder(name).parent, partial_folder(name)
-    found = [*models.glob(f".{name}.staging-*"), *models.glob(f".{name}.old")]
-    if partial.is_dir():
-        found += [p for p in partial.iterdir() if p.name.endswith(PART_SUFFIX)]
-    return sorted(found)
-
-
 def sweep_stale(name: str) -> None:
-    """Remove what a killed download or conversion of ``name`` left; call only while holding its lock."""
-    for path in stale_paths(name):
-        logger.info("removing %s, left by an interrupted run", path)
+    """Remove what a killed download or conversion of ``name`` left; call only while holding its lock.
+
+    That is: its staging folders (`staging_dir`'s naming) and the backup `install_folder` makes in
+    ``models/``, and every ``*.part`` file in its download folder (gdown's partial files included).
+    """
+    models, partial = model_folder(name).parent, partial_folder(name)
+    removed = sweep_temporaries(models, re.escape(name))
+    leftovers = [models / f".{name}.old"]
+    if partial.is_dir():
+        leftovers += [p for p in partial.iterdir() if p.name.endswith(PART_SUFFIX)]
+    for path in leftovers:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
-        else:
+        elif path.exists():
             path.unlink(missing_ok=True)
+        else:
+            continue
+        removed.append(path)
+    for path in removed:
+        logger.info("removed %s, left by an interrupted run", path)

@@ -198,17 +198,17 @@ def test_two_processes_installing_at_once_serialise(isolated) -> None:
 def test_next_install_sweeps_what_killed_runs_left(isolated) -> None:
     models, partial = isolated / "cache" / "models", isolated / "cache" / "downloads" / NAME / ".partial"
     stale = [
-        models / f".{NAME}.staging-k1ll3d" / WEIGHTS_NAME,
+        models / f".{NAME}.staging-k1ll3dab" / WEIGHTS_NAME,
         models / f".{NAME}.old" / CONFIG_NAME,
         partial / ".model.pth.x7y2.part",
         partial / "model.pthabcdefgh.part",  # gdown's own partial file
     ]
-    kept = [models / ".other-model.staging-k1ll3d" / WEIGHTS_NAME, partial.parent / "notes.txt"]
+    kept = [models / ".other-model.staging-k1ll3dab" / WEIGHTS_NAME, partial.parent / "notes.txt"]
     for path in stale + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"left behind")
     install_r50(isolated)
-    assert [p for p in stale if p.exists()] == [] and not (models / f".{NAME}.staging-k1ll3d").exists()
+    assert [p for p in stale if p.exists()] == [] and not (models / f".{NAME}.staging-k1ll3dab").exists()
     assert all(p.read_bytes() == b"left behind" for p in kept)
 
 
