@@ -149,8 +149,10 @@ def write_model_folder(model: IFC, folder: Path, state: dict[str, Any] | None = 
             if state is not None:
                 _save_state(state, staged / STATE_NAME)
             _move_into(staged, folder)
-    except OutputError:
-        raise
+    except OutputError as exc:
+        if ".staging-" not in exc.path:  # a file in the way: name it
+            raise
+        raise OutputError(folder, exc.message, exc.cause) from exc  # the user's folder, not our staging
     except OSError as exc:
         raise output_error(folder, exc) from exc
     except SafetensorError as exc:  # safetensors' own I/O errors (its message names the OS error)

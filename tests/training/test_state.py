@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors import SafetensorError
+from faults import disk_full_for
 from tiny import tiny_model
 
-from ifc_sdk import checkpoint as checkpoint_mod
-from ifc_sdk.checkpoint import load_pretrained
+from ifc_sdk.checkpoint import WEIGHTS_NAME, load_pretrained
 from ifc_sdk.errors import CheckpointError, OutputError
 from ifc_sdk.training import state as state_mod
 from ifc_sdk.training.distributed import DistInfo
@@ -115,11 +114,8 @@ def test_a_full_disk_while_checkpointing_is_an_output_error(run, full_disk, monk
     assert isinstance(info.value.cause, OSError) and info.value.cause.errno == errno.ENOSPC
     monkeypatch.undo()
 
-    def full(*args, **kwargs):
-        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
-
-    monkeypatch.setattr(checkpoint_mod, "save_file", full)  # the weights' file
-    with pytest.raises(OutputError, match="No space left") as info:
+    disk_full_for(monkeypatch, WEIGHTS_NAME)  # the weights' file
+    with pytest.raises(OutputError, match="disk full") as info:
         checkpoints.save(model, optimizer, scheduler, None, 5)
     assert info.value.path == str(checkpoints.root / "iter_0000005")
     assert list(checkpoints.root.iterdir()) == []  # no partial checkpoint, no staging folder
