@@ -51,7 +51,7 @@ class FrameInstances:
     image: np.ndarray | None = field(default=None, repr=False)
 
 
-def positive_int(value, name: str, unit: str) -> int:
+def positive_int(value: object, name: str, unit: str) -> int:
     """``value`` as an int if it is a positive integer (Python or numpy; a bool is not a number), else
     ConfigError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
