@@ -1,12 +1,12 @@
-"""Render a `VideoResult` over its frames (coloured masks, track id and class name) and encode a video.
+"""Encode a video of a `VideoResult` drawn over its frames (masks, boxes, labels, legend).
 
-Colours are fixed per track id (`track_color`), so the same object keeps its colour through the video and
-across the PNG mask export.
+Drawing one frame is `ifc_sdk.results.plot.draw_frame` (also behind `VideoResult.plot`); colours are fixed
+per track id (`track_color`), so the same object keeps its colour through the video and across the PNG mask
+export.
 """
 
 from __future__ import annotations
 
-import colorsys
 import os
 from collections.abc import Iterable
 from fractions import Fraction
@@ -14,120 +14,34 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from ifc_sdk.errors import ConfigError
 from ifc_sdk.io.atomic import atomic_path
-from ifc_sdk.results import RLE, Track, VideoResult, decode_masks
+from ifc_sdk.io.export import sweep_stale
+from ifc_sdk.results import RLE, Track, VideoResult
+from ifc_sdk.results.plot import default_font, draw_frame, track_color
 
 __all__ = ["frame_rle", "render_frame", "track_color", "write_overlay"]
 
-_GOLDEN = 0.618033988749895
 _DEFAULT_FPS = 25.0
 
 
-def track_color(track_id: int) -> tuple[int, int, int]:
-    """A distinct, fixed RGB colour for a track id (golden-ratio hues, alternating saturation/brightness)."""
-    hue = (0.08 + track_id * _GOLDEN) % 1.0
-    sat = (0.85, 0.6, 1.0)[track_id % 3]
-    val = (1.0, 0.8, 0.9)[(track_id // 3) % 3]
-    r, g, b = colorsys.hsv_to_rgb(hue, sat, val)
-    return int(round(r * 255)), int(round(g * 255)), int(round(b * 255))
-
-
 def frame_rle(track: Track, index: int) -> RLE | None:
-    """The RLE of ``track`` in frame ``index``, None where the track has no (or an empty) mask.
-
-    Reads the sparse per-frame masks when the track stores them (``frame_masks``) so that no full list of
-    empty RLEs is built for every frame.
-    """
-    sparse = getattr(track, "frame_masks", None)
-    if sparse is not None:
-        return sparse.get(index)
-    masks = track.masks
-    return masks[index] if index < len(masks) else None
-
-
-def _nearest_index(src: int, dst: int) -> np.ndarray:
-    """Source indices sampling ``src`` pixels onto ``dst`` pixels, nearest neighbour at pixel centres."""
-    return np.minimum(((np.arange(dst) + 0.5) * (src / dst)).astype(np.int64), src - 1)
-
-
-def _resize_nearest(masks: np.ndarray, height: int, width: int) -> np.ndarray:
-    if masks.shape[-2:] == (height, width):
-        return masks
-    rows = _nearest_index(masks.shape[-2], height)
-    cols = _nearest_index(masks.shape[-1], width)
-    return masks[:, rows][:, :, cols]
-
-
-def _label_text(track: Track, result: VideoResult) -> str:
-    name = track.label_name
-    if name is None and result.categories is not None:
-        name = result.categories[track.label]
-    if name is None:
-        name = f"class {track.label}"
-    return f"#{track.id} {name} {track.score:.2f}"
-
-
-def _font(height: int):
-    size = max(10, min(32, height // 30))
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # pragma: no cover - Pillow < 10.1 has only the fixed bitmap font
-        return ImageFont.load_default()
+    """The RLE of ``track`` in frame ``index``, None where the track has no (or an empty) mask."""
+    return track.frame_masks.get(index)
 
 
 def render_frame(
     image: np.ndarray, result: VideoResult, index: int, *, alpha: float = 0.5, font=None
 ) -> np.ndarray:
-    """Draw the masks and labels of frame ``index`` over ``image`` (uint8 ``(H, W, 3)`` RGB); returns a copy.
+    """Draw frame ``index`` of ``result`` over ``image`` (uint8 ``(H, W, 3)`` RGB); returns a new array.
 
-    Masks are resized with nearest neighbour when ``image`` differs from ``result.size``. Higher-score tracks
-    are painted last, so they are on top where masks overlap.
+    Masks are resized with nearest neighbour when ``image`` differs from ``result.size``; higher-score
+    tracks are on top where masks overlap; labels never cover each other; a legend lists the instances.
     """
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ConfigError(
-            f"frame {index}: expected a uint8 (H, W, 3) RGB array, got {image.dtype} {image.shape}"
-        )
-    height, width = image.shape[:2]
-    tracks, rles = [], []
-    for track in result.tracks:
-        rle = frame_rle(track, index)
-        if rle is not None:
-            tracks.append(track)
-            rles.append(rle)
-    out = image.astype(np.float32)
-    labels: list[tuple[Track, np.ndarray]] = []
-    if tracks:
-        masks = _resize_nearest(decode_masks(rles), height, width)
-        order = sorted(range(len(tracks)), key=lambda i: tracks[i].score)
-        for i in order:
-            mask = masks[i]
-            if not mask.any():
-                continue
-            color = np.asarray(track_color(tracks[i].id), dtype=np.float32)
-            out[mask] = out[mask] * (1.0 - alpha) + color * alpha
-            labels.append((tracks[i], mask))
-    canvas = Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
-    if labels:
-        draw = ImageDraw.Draw(canvas)
-        font = font or _font(height)
-        for track, mask in labels:
-            ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-            x0, y0 = int(xs[0]), int(ys[0])
-            text = _label_text(track, result)
-            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-            tw, th = right - left, bottom - top
-            tx = min(max(x0, 0), max(width - tw - 4, 0))
-            ty = y0 - th - 4 if y0 - th - 4 >= 0 else min(y0 + 1, max(height - th - 4, 0))
-            color = track_color(track.id)
-            ink = (
-                (0, 0, 0) if 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2] > 150 else (255, 255, 255)
-            )
-            draw.rectangle((tx, ty, tx + tw + 4, ty + th + 4), fill=color)
-            draw.text((tx + 2 - left, ty + 2 - top), text, fill=ink, font=font)
-    return np.asarray(canvas)
+    return draw_frame(
+        image, result.frames[index], alpha=alpha, font=font, score_threshold=result.score_threshold
+    )
 
 
 def _pick_codec(codec: str | None) -> str:
@@ -172,6 +86,7 @@ def write_overlay(
     codec_name = _pick_codec(codec)
     path = Path(path)
     suffix = path.suffix or ".mp4"
+    sweep_stale(path)
     with atomic_path(path, suffix=suffix) as tmp:
         _encode(result, frames, tmp, rate, alpha, codec_name)
     return path
@@ -193,7 +108,7 @@ def _encode(
                 )
             if size is None:
                 size = image.shape[:2]
-                font = _font(size[0])
+                font = default_font(size[0])
                 stream = _add_stream(container, codec, rate, size)
             elif image.shape[:2] != size:
                 raise ConfigError(
