@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ifc_sdk.errors import IFCError
+from ifc_sdk.errors import IFCError, OutputError
 
 DEFAULT_FORMATS = ("ytvis",)
 SUMMARY_NAME = "summary.json"
@@ -147,7 +147,7 @@ def segment_one(source: str, model, args: argparse.Namespace, out_dir: Path) -> 
     """
     from ifc_sdk.api import segment_video
     from ifc_sdk.io.atomic import atomic_write_text, staging_dir
-    from ifc_sdk.io.export import export, publish, sweep_stale
+    from ifc_sdk.io.export import FILE_NAMES, export, publish, sweep_stale
 
     keep = args.overlay and frames_fit_in_memory(source)
     start = time.perf_counter()
@@ -164,14 +164,22 @@ def segment_one(source: str, model, args: argparse.Namespace, out_dir: Path) -> 
     seconds = time.perf_counter() - start
     result = result.filter(args.score_threshold)
     sweep_stale(out_dir)  # a killed run's staging folder
+    for name in (*FILE_NAMES.values(), OVERLAY_NAME, SUMMARY_NAME):  # and its temporaries inside
+        sweep_stale(out_dir / name)
     with staging_dir(out_dir) as staged:
-        written = export(result, staged, args.formats or DEFAULT_FORMATS)
-        if args.overlay:
-            written["overlay"] = result.save_overlay(staged / OVERLAY_NAME)
-        written["summary"] = staged / SUMMARY_NAME
-        summary = summarize(source, result, seconds, args)
-        summary["files"] = {kind: str(out_dir / path.name) for kind, path in written.items()}
-        atomic_write_text(written["summary"], json.dumps(summary, indent=2) + "\n")
+        try:
+            written = export(result, staged, args.formats or DEFAULT_FORMATS)
+            if args.overlay:
+                written["overlay"] = result.save_overlay(staged / OVERLAY_NAME)
+            written["summary"] = staged / SUMMARY_NAME
+            summary = summarize(source, result, seconds, args)
+            summary["files"] = {kind: str(out_dir / path.name) for kind, path in written.items()}
+            atomic_write_text(written["summary"], json.dumps(summary, indent=2) + "\n")
+        except OutputError as exc:  # name the file the user asked for, not its staging copy
+            if not Path(exc.path).is_relative_to(staged):
+                raise
+            final = out_dir / Path(exc.path).relative_to(staged)
+            raise OutputError(final, str(exc)[len(exc.path) + 2 :], exc.cause) from exc
         written = publish(written, out_dir)
     return summary, written
 

@@ -35,6 +35,7 @@ from ifc_sdk.results import RLE, Track, VideoResult, decode_masks, encode_masks
 from ifc_sdk.results.plot import track_color
 
 __all__ = [
+    "FILE_NAMES",
     "FORMATS",
     "export",
     "publish",
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 FORMATS = ("ytvis", "coco", "mots", "png")
-_FILE_NAMES = {"ytvis": "results.json", "coco": "coco_rle.json", "mots": "mots.txt", "png": "masks"}
+FILE_NAMES = {"ytvis": "results.json", "coco": "coco_rle.json", "mots": "mots.txt", "png": "masks"}
 _MAX_PNG_TRACKS = 255  # palette PNG: values 1..255 hold track ids 0..254
 _TEMPORARY_KINDS = ("tmp", "staging", "old")  # `.<name>.<kind>-*` beside a target: an interrupted write
 
@@ -349,7 +350,7 @@ def export(
     out_dir = ensure_dir(out_dir)
     written: dict[str, Path] = {}
     for name in dict.fromkeys(names):
-        target = out_dir / _FILE_NAMES[name]
+        target = out_dir / FILE_NAMES[name]
         sweep_stale(target)
         if name == "ytvis":
             written[name] = save_ytvis_json(to_ytvis_results(result, video_id), target)

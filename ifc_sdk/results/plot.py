@@ -59,19 +59,20 @@ def layout_labels(
     first spot that stays in the image and overlaps neither an earlier label nor a ``reserved`` rectangle;
     of the spots next to the box, one that also keeps clear of the other instances' boxes is preferred.
 
-    Spots tried: above the box's top-left corner, inside it, below it, above/below its right end, its
-    centre, then every label height along the box's left edge. Returns each label's rectangle, or None
+    Spots tried: above the box's top-left corner, inside it, below it, above/below its right end, right
+    and left of it, its centre, then every label height along the box's left edge. Returns each label's rectangle, or None
     where no spot was free.
     """
     height, width = image_size
-    corners = np.asarray(boxes, dtype=np.float64).round().astype(int).reshape(-1, 4)
+    corners = [tuple(int(v) for v in b) for b in np.asarray(boxes, dtype=np.float64).round().reshape(-1, 4)]
     taken = list(reserved)
     out: list[Rect | None] = []
     for i, ((w, h), (x1, y1, x2, y2)) in enumerate(zip(sizes, corners)):
         cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
-        near = [(x1, y1 - h), (x1, y1), (x1, y2), (x2 - w, y1 - h), (x2 - w, y2), (cx - w // 2, cy - h // 2)]
+        near = [(x1, y1 - h), (x1, y1), (x1, y2), (x2 - w, y1 - h), (x2 - w, y2), (x2, y1), (x1 - w, y1)]
+        near.append((cx - w // 2, cy - h // 2))
         far = [(x1, y) for step in range(1, height // max(h, 1) + 1) for y in (y1 + step * h, y1 - step * h)]
-        others = [tuple(b) for j, b in enumerate(corners) if j != i]
+        others = [b for j, b in enumerate(corners) if j != i]
         choice = {}  # "clear": next to the box, clear of other boxes; "near": next to it; "far"
         for k, (x, y) in enumerate(near + far if w <= width and h <= height else []):
             x, y = min(max(x, 0), width - w), min(max(y, 0), height - h)

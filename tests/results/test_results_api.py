@@ -1,0 +1,125 @@
+"""VideoResult through the public API: thresholds, filter, keep_frames + save_overlay, stream track names."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from results_sample import T, sample_result
+from tiny import tiny_model
+
+import ifc_sdk
+from ifc_sdk.errors import ConfigError
+from ifc_sdk.io import video
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), -0.1, 1.5, True, "0.5", None])
+def test_predictions_threshold_outside_0_1_is_a_config_error(threshold):
+    with pytest.raises(ConfigError, match="threshold must be a probability in \\[0, 1\\]"):
+        sample_result().predictions(threshold=threshold)
+
+
+def test_predictions_threshold_bounds_are_accepted():
+    result = sample_result()
+    assert [(p.track_id, p.label) for p in result.predictions(threshold=0.0)] == [
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (1, 0),
+        (1, 1),
+        (2, 2),
+    ]
+    assert result.predictions(threshold=1.0) == []
+    assert [(p.track_id, p.label) for p in result.predictions(threshold=np.float32(0.5))] == [(0, 0), (1, 1)]
+
+
+def test_filter_keeps_ids_and_records_the_threshold():
+    result = sample_result()
+    kept = result.filter(0.5)
+    assert [t.id for t in kept.tracks] == [0, 1] and kept.score_threshold == 0.5
+    assert [t.id for t in result.tracks] == [0, 1, 2] and result.score_threshold is None  # not modified
+    # multi-class predictions below the threshold are dropped too: every output holds scores >= 0.5
+    assert [(p.track_id, p.label, round(p.score, 2)) for p in kept.predictions()] == [
+        (0, 0, 0.6),
+        (1, 1, 0.85),
+    ]
+    assert [f.track_ids for f in kept.frames] == [[0, 1]] * T
+    with pytest.raises(ConfigError, match="score_threshold"):
+        result.filter(2)
+
+
+def _lossless(frames: np.ndarray, path):
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=Fraction(25, 1))
+        stream.pix_fmt = "bgr0"
+        stream.height, stream.width = frames.shape[1:3]
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.fixture
+def clip(tmp_path):
+    frames = np.random.default_rng(1).integers(0, 255, (6, 36, 44, 3), dtype=np.uint8)
+    return frames, _lossless(frames, tmp_path / "clip.mkv")
+
+
+@pytest.fixture
+def count_decodes(monkeypatch):
+    paths = []
+    real = video.VideoReader.__iter__
+
+    def counting(self):
+        paths.append(self.path)
+        return real(self)
+
+    monkeypatch.setattr(video.VideoReader, "__iter__", counting)
+    return paths
+
+
+def test_keep_frames_overlay_decodes_the_video_once(clip, tmp_path, count_decodes):
+    frames, path = clip
+    result = ifc_sdk.segment_video(path, tiny_model(), window=3, size=None, progress=False, keep_frames=True)
+    assert len(result.images) == 6
+    np.testing.assert_array_equal(np.stack(result.images), frames)
+    np.testing.assert_array_equal(result.frames[2].image, frames[2])
+    out = result.save_overlay(tmp_path / "overlay.mp4")
+    assert count_decodes == [str(path)]  # segmenting only: the overlay drew on the kept frames
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 6
+
+
+def test_save_overlay_without_kept_frames_reads_the_source_again(clip, tmp_path, count_decodes):
+    _, path = clip
+    result = ifc_sdk.segment_video(path, tiny_model(), window=3, size=None, progress=False)
+    assert result.images is None
+    result.save_overlay(tmp_path / "overlay.mp4")
+    assert count_decodes == [str(path), str(path)]
+    in_memory = sample_result()  # frames given in memory: nothing to read again
+    with pytest.raises(ConfigError, match="keep_frames=True"):
+        in_memory.save_overlay(tmp_path / "none.mp4")
+    assert not (tmp_path / "none.mp4").exists()
+
+
+def test_stream_tracks_give_names_and_streamed_frames_keep_images(clip):
+    frames, path = clip
+    model = tiny_model(categories=list("abcde"))
+    stream = ifc_sdk.segment_video(
+        path, model, window=3, size=None, progress=False, stream=True, keep_frames=True
+    )
+    seen = []
+    for frame in stream:
+        np.testing.assert_array_equal(frame.image, frames[frame.index])
+        seen.append(frame)
+        if frame.index == 1:
+            assert all(t.provisional for t in stream.tracks)
+    assert stream.tracks, "the tiny model is expected to open tracks on random frames"
+    for summary in stream.tracks:
+        probs = summary.class_probs[:-1]
+        assert summary.label == int(np.argmax(probs)) and summary.name == "abcde"[summary.label]
+        assert summary.score == pytest.approx(float(probs.max())) and not summary.provisional
+    last = seen[-1]
+    assert not last.provisional and last.names == [stream.tracks[t].name for t in last.track_ids]
