@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -124,6 +126,19 @@ def unique_names(sources: list[str]) -> list[str]:
     return out
 
 
+def check_writable(folder: Path) -> None:
+    """Create and remove an empty file in ``folder``: a read-only or unwritable folder fails here, before any
+    video is segmented, with an `OutputError` naming it."""
+    from ifc_sdk.io.atomic import output_error
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".ifc-sdk.probe-", dir=folder)
+    except OSError as exc:
+        raise output_error(folder, exc, "cannot write into the output folder") from exc
+    os.close(fd)
+    os.unlink(probe)
+
+
 # ---------------------------------------------------------------------------------------------- one video
 def frames_fit_in_memory(source: str, budget: int = KEEP_FRAMES_BYTES) -> bool:
     """Whether a file or folder source's decoded frames (from the container's frame count) fit ``budget``
@@ -170,7 +185,7 @@ def segment_one(source: str, model, args: argparse.Namespace, out_dir: Path) -> 
         try:
             written = export(result, staged, args.formats or DEFAULT_FORMATS)
             if args.overlay:
-                written["overlay"] = result.save_overlay(staged / OVERLAY_NAME)
+                written["overlay"] = write_overlay(result, source, staged / OVERLAY_NAME)
             written["summary"] = staged / SUMMARY_NAME
             summary = summarize(source, result, seconds, args)
             summary["files"] = {kind: str(out_dir / path.name) for kind, path in written.items()}
@@ -182,6 +197,16 @@ def segment_one(source: str, model, args: argparse.Namespace, out_dir: Path) -> 
             raise OutputError(final, str(exc)[len(exc.path) + 2 :], exc.cause) from exc
         written = publish(written, out_dir)
     return summary, written
+
+
+def write_overlay(result, source: str, path: Path) -> Path:
+    """The overlay video, drawn on the frames kept while segmenting, else on the source decoded again."""
+    from ifc_sdk.io.video import open_video
+
+    if result.images is not None:
+        return result.save_overlay(path)
+    with open_video(source) as reader:
+        return result.save_overlay(path, reader)
 
 
 def summarize(source: str, result, seconds: float, args: argparse.Namespace) -> dict:
@@ -241,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
     resolve_inference_arguments(args)
     check_window(args.window, args.stride)
     args.score_threshold = check_probability(args.score_threshold, "--score-threshold")
-    ensure_dir(args.out)  # a file there, or an unwritable place, fails before any work
+    check_writable(ensure_dir(args.out))  # a file there, or a read-only folder, fails before any work
     plan = list(zip(args.sources, (args.out / name for name in unique_names(args.sources)), strict=True))
     for source, out_dir in plan:
         print(f"{source} -> {out_dir}")

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
 from ifc_sdk.results.masks import RLE, decode_masks, rle_areas, rle_boxes, xywh_to_xyxy
-
-if TYPE_CHECKING:
-    from ifc_sdk.results.result import VideoResult
 
 
 def _int_array(values=()) -> np.ndarray:
@@ -117,56 +113,6 @@ def frame_instances(
     return FrameInstances(
         index, list(track_ids), list(masks), timestamp, image, labels, scores, names, size, provisional
     )
-
-
-class FrameView(Sequence[FrameInstances]):
-    """``result.frames``: the per-frame instances of a `VideoResult`, built on access (`len`, index, iterate)."""
-
-    def __init__(self, result: VideoResult) -> None:
-        self._result = result
-
-    def __len__(self) -> int:
-        return self._result.num_frames
-
-    @overload
-    def __getitem__(self, index: int) -> FrameInstances: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[FrameInstances]: ...
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self._frame(i) for i in range(len(self))[index]]
-        try:
-            i = range(len(self))[index]
-        except TypeError:
-            raise TypeError(f"frame indices must be integers or slices, not {type(index).__name__}") from None
-        except IndexError:
-            raise IndexError(f"frame {index} is out of range for a video of {len(self)} frames") from None
-        return self._frame(i)
-
-    def __iter__(self) -> Iterator[FrameInstances]:
-        return (self._frame(i) for i in range(len(self)))
-
-    def _frame(self, index: int) -> FrameInstances:
-        result = self._result
-        present = [track for track in result.tracks if index in track.frame_masks]
-        present.sort(key=lambda track: track.id)
-        return FrameInstances(
-            index,
-            [track.id for track in present],
-            [track.frame_masks[index] for track in present],
-            None if result.timestamps is None else result.timestamps[index],
-            None if result.images is None else result.images[index],
-            [track.label for track in present],
-            [track.score for track in present],
-            [_name(track.label, result.categories) for track in present],
-            tuple(result.size),
-        )
-
-
-def _name(label: int, categories: Sequence[str] | None) -> str | None:
-    return None if categories is None else categories[label]
 
 
 class FrameKeeper:

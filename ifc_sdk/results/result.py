@@ -5,15 +5,27 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 
 from ifc_sdk.errors import ConfigError
-from ifc_sdk.results.frames import FrameView
+from ifc_sdk.results.frames import FrameInstances
+from ifc_sdk.results.overlay import encode_video
+from ifc_sdk.results.plot import default_font, draw_frame
+from ifc_sdk.results.serialize import (
+    load_result_json,
+    result_from_dict,
+    result_to_dict,
+    result_to_pandas,
+    save_result_json,
+)
 from ifc_sdk.results.track import Prediction, Track
+
+DEFAULT_FPS = 25.0  # of an overlay when the source's rate is unknown
 
 
 def check_probability(value, name: str) -> float:
@@ -98,35 +110,25 @@ class VideoResult:
     def to_dict(self) -> dict:
         """A JSON-ready dict that `from_dict` turns back into an equal result (RLE bytes and float32
         probabilities exact); kept images are not included."""
-        from ifc_sdk.results.serialize import result_to_dict
-
         return result_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> VideoResult:
         """The result `to_dict` wrote; a malformed dict is a `ConfigError` naming the field."""
-        from ifc_sdk.results.serialize import result_from_dict
-
-        return result_from_dict(data)
+        return result_from_dict(data, cls)
 
     def save_json(self, path: str | os.PathLike) -> Path:
         """Write `to_dict` as JSON to ``path`` (atomically); returns ``path``."""
-        from ifc_sdk.results.serialize import save_result_json
-
         return save_result_json(self, path)
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> VideoResult:
         """Read a result written by `save_json`."""
-        from ifc_sdk.results.serialize import load_result_json
-
-        return load_result_json(path)
+        return load_result_json(path, cls)
 
     def to_pandas(self):
         """A ``pandas.DataFrame`` with one row per (track, frame the track is visible in), in frame order:
         ``frame, time, track, label, name, score, x1, y1, x2, y2, area`` (needs ``ifc-sdk[pandas]``)."""
-        from ifc_sdk.results.serialize import result_to_pandas
-
         return result_to_pandas(self)
 
     def plot(self, index: int, image: np.ndarray | None = None, *, alpha: float = 0.5) -> np.ndarray:
@@ -135,8 +137,6 @@ class VideoResult:
         Drawn over ``image`` (uint8 ``(H, W, 3)`` RGB), else the kept frame (``keep_frames=True``), else a
         black canvas of the masks' size.
         """
-        from ifc_sdk.results.plot import draw_frame
-
         frame = self.frames[index]
         if image is None:
             image = frame.image if frame.image is not None else np.zeros((*self.size, 3), dtype=np.uint8)
@@ -145,26 +145,85 @@ class VideoResult:
     def save_overlay(
         self,
         path: str | os.PathLike,
+        frames: Iterable[np.ndarray] | None = None,
         *,
         fps: float | None = None,
         alpha: float = 0.5,
         codec: str | None = None,
     ) -> Path:
-        """Write a video of every frame with its masks, boxes and labels drawn (atomically); returns ``path``.
+        """Write a video of the frames with masks, boxes and labels drawn (atomically); returns ``path``.
 
-        Uses the frames kept by ``keep_frames=True``; otherwise decodes ``source`` again (a `ConfigError`
-        when there is no source to read, e.g. frames given in memory).
+        Draws on ``frames`` (uint8 ``(H, W, 3)`` RGB arrays or `Frame`s, e.g. ``open_video(result.source)``),
+        by default the frames kept by ``keep_frames=True``, so the video is not decoded again. ``fps``
+        defaults to the source's rate, else 25. H.264 (libx264) when available, else MPEG-4 Part 2.
         """
-        from ifc_sdk.io.overlay import write_overlay
-
-        if self.images is not None:
-            return write_overlay(self, self.images, path, fps=fps, alpha=alpha, codec=codec)
-        if self.source is None or not Path(self.source).exists():
+        if frames is None:
+            frames = self.images
+        if frames is None:
             raise ConfigError(
-                "save_overlay: the frames were not kept and there is no video file to read them from again "
-                f"(source {self.source!r}); segment with keep_frames=True"
+                "save_overlay: no frames to draw on: segment with keep_frames=True, or pass "
+                f"frames=ifc_sdk.io.video.open_video({self.source!r})"
             )
-        from ifc_sdk.io.video import open_video
+        if not 0.0 <= alpha <= 1.0:
+            raise ConfigError(f"alpha: expected a blending weight in [0, 1], got {alpha!r}")
+        rate = fps if fps is not None else (self.fps or DEFAULT_FPS)
+        return encode_video(self._drawn(frames, alpha), path, fps=rate, codec=codec)
 
-        with open_video(self.source) as reader:
-            return write_overlay(self, reader, path, fps=fps, alpha=alpha, codec=codec)
+    def _drawn(self, frames: Iterable[np.ndarray], alpha: float) -> Iterator[np.ndarray]:
+        font = None
+        for index, item in enumerate(frames):
+            if index >= self.num_frames:
+                raise ConfigError(
+                    f"frames: expected at most {self.num_frames} frames (result.num_frames); got more"
+                )
+            image = np.asarray(getattr(item, "image", item))
+            font = font or default_font(image.shape[0])
+            yield draw_frame(
+                image, self.frames[index], alpha=alpha, font=font, score_threshold=self.score_threshold
+            )
+
+
+class FrameView(Sequence[FrameInstances]):
+    """``result.frames``: the per-frame instances of a `VideoResult`, built on access (`len`, index, iterate)."""
+
+    def __init__(self, result: VideoResult) -> None:
+        self._result = result
+
+    def __len__(self) -> int:
+        return self._result.num_frames
+
+    @overload
+    def __getitem__(self, index: int) -> FrameInstances: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[FrameInstances]: ...
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._frame(i) for i in range(len(self))[index]]
+        try:
+            i = range(len(self))[index]
+        except TypeError:
+            raise TypeError(f"frame indices must be integers or slices, not {type(index).__name__}") from None
+        except IndexError:
+            raise IndexError(f"frame {index} is out of range for a video of {len(self)} frames") from None
+        return self._frame(i)
+
+    def __iter__(self) -> Iterator[FrameInstances]:
+        return (self._frame(i) for i in range(len(self)))
+
+    def _frame(self, index: int) -> FrameInstances:
+        result = self._result
+        present = sorted((t for t in result.tracks if index in t.frame_masks), key=lambda t: t.id)
+        categories = result.categories
+        return FrameInstances(
+            index,
+            [track.id for track in present],
+            [track.frame_masks[index] for track in present],
+            None if result.timestamps is None else result.timestamps[index],
+            None if result.images is None else result.images[index],
+            [track.label for track in present],
+            [track.score for track in present],
+            [track.label_name if categories is None else categories[track.label] for track in present],
+            tuple(result.size),
+        )

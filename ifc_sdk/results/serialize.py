@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from ifc_sdk.errors import ConfigError
+from ifc_sdk.io.atomic import atomic_write_text
 from ifc_sdk.results.masks import rle_areas, rle_boxes
-from ifc_sdk.results.result import VideoResult
 from ifc_sdk.results.track import Track
 
 FORMAT = "ifc_sdk.VideoResult"
@@ -35,7 +35,7 @@ def _optional_float(value) -> float | None:
     return None if value is None else float(value)
 
 
-def result_to_dict(result: VideoResult) -> dict[str, Any]:
+def result_to_dict(result) -> dict[str, Any]:
     """See `VideoResult.to_dict`."""
     tracks = []
     for track in result.tracks:
@@ -85,8 +85,9 @@ def _track_from_dict(entry: Any, at: str, num_frames: int, size: tuple[int, int]
     return Track(int(_field(entry, "id", at)), probs, frame_masks, num_frames, size, categories)
 
 
-def result_from_dict(data: Mapping[str, Any], where: str = "VideoResult dict") -> VideoResult:
-    """See `VideoResult.from_dict`; ``where`` names the input in error messages."""
+def result_from_dict(data: Mapping[str, Any], cls: type, where: str = "VideoResult dict"):
+    """See `VideoResult.from_dict`: a ``cls`` (`VideoResult`) built from ``data``; ``where`` names the input
+    in error messages."""
     if _field(data, "format", where) != FORMAT:
         raise ConfigError(f"{where}: expected 'format': {FORMAT!r}, got {data['format']!r}")
     if _field(data, "version", where) != VERSION:
@@ -101,7 +102,7 @@ def result_from_dict(data: Mapping[str, Any], where: str = "VideoResult dict") -
             for i, entry in enumerate(_field(data, "tracks", where))
         ]
         timestamps = data.get("timestamps")
-        return VideoResult(
+        return cls(
             tracks=tracks,
             num_frames=num_frames,
             size=(height, width),
@@ -117,16 +118,14 @@ def result_from_dict(data: Mapping[str, Any], where: str = "VideoResult dict") -
         raise ConfigError(f"{where}: malformed result ({exc})") from exc
 
 
-def save_result_json(result: VideoResult, path: str | os.PathLike) -> Path:
+def save_result_json(result, path: str | os.PathLike) -> Path:
     """See `VideoResult.save_json`."""
-    from ifc_sdk.io.atomic import atomic_write_text
-
     text = json.dumps(result_to_dict(result), separators=(",", ":"))
     atomic_write_text(path, text)
     return Path(path)
 
 
-def load_result_json(path: str | os.PathLike) -> VideoResult:
+def load_result_json(path: str | os.PathLike, cls: type):
     """See `VideoResult.load_json`."""
     path = Path(path)
     try:
@@ -135,10 +134,10 @@ def load_result_json(path: str | os.PathLike) -> VideoResult:
         raise ConfigError(f"{path}: cannot read the result file ({exc.strerror or exc})") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: the result file is not valid JSON ({exc})") from exc
-    return result_from_dict(data, where=str(path))
+    return result_from_dict(data, cls, where=str(path))
 
 
-def result_to_pandas(result: VideoResult):
+def result_to_pandas(result):
     """See `VideoResult.to_pandas`."""
     try:
         import pandas as pd

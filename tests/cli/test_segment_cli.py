@@ -161,6 +161,20 @@ def test_out_on_a_file_is_an_error_before_any_work(tmp_path, capsys, fake_segmen
     assert target.read_text() == "user data"
 
 
+def test_read_only_out_is_an_error_before_any_work(tmp_path, capsys, fake_segment, monkeypatch):
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    code, _, stderr = run_cli(capsys, "clip.mp4", "--model", "shapes-demo", "--out", str(tmp_path))
+    assert code == 1 and not fake_segment and "Traceback" not in stderr
+    assert stderr.strip() == (
+        f"ifc-sdk segment: error: {tmp_path}: cannot write into the output folder: read-only file system"
+    )
+
+
 def test_disk_full_is_reported_per_video_and_leaves_earlier_outputs(
     tmp_path, capsys, fake_segment, monkeypatch
 ):

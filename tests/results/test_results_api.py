@@ -92,16 +92,18 @@ def test_keep_frames_overlay_decodes_the_video_once(clip, tmp_path, count_decode
         assert sum(1 for _ in container.decode(video=0)) == 6
 
 
-def test_save_overlay_without_kept_frames_reads_the_source_again(clip, tmp_path, count_decodes):
+def test_save_overlay_without_kept_frames_needs_frames(clip, tmp_path, count_decodes):
     _, path = clip
     result = ifc_sdk.segment_video(path, tiny_model(), window=3, size=None, progress=False)
     assert result.images is None
-    result.save_overlay(tmp_path / "overlay.mp4")
-    assert count_decodes == [str(path), str(path)]
-    in_memory = sample_result()  # frames given in memory: nothing to read again
-    with pytest.raises(ConfigError, match="keep_frames=True"):
-        in_memory.save_overlay(tmp_path / "none.mp4")
+    with pytest.raises(ConfigError, match="keep_frames=True, or pass frames=ifc_sdk.io.video.open_video"):
+        result.save_overlay(tmp_path / "none.mp4")
     assert not (tmp_path / "none.mp4").exists()
+    with video.open_video(path) as reader:
+        out = result.save_overlay(tmp_path / "overlay.mp4", reader, fps=5)
+    assert count_decodes == [str(path), str(path)]
+    with video.open_video(out) as reader:
+        assert len(list(reader)) == 6 and reader.fps == pytest.approx(5)
 
 
 def test_stream_tracks_give_names_and_streamed_frames_keep_images(clip):
