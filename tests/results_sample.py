@@ -1,6 +1,10 @@
-"""A small hand-made `VideoResult` whose masks are known as dense arrays (the expected values of tests)."""
+"""A small hand-made `VideoResult` whose masks are known as dense arrays (the expected values of tests), and
+helpers to write a lossless clip and to count how often videos are decoded."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -40,3 +44,26 @@ def tight_box_xyxy(mask: np.ndarray) -> list[float]:
     """[x1, y1, x2, y2] of a 2-D mask, right/bottom edges exclusive."""
     ys, xs = np.nonzero(mask)
     return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+def write_lossless(frames, path) -> Path:
+    """FFV1 in Matroska (bgr0): decodes back to exactly ``frames`` (uint8 RGB)."""
+    sys.path.insert(0, str(Path(__file__).parent / "io"))
+    from make_videos import write_video
+
+    return write_video(path, images=list(frames), codec="ffv1", pix_fmt="bgr0", rate=25)
+
+
+def count_decodes(monkeypatch) -> list[str]:
+    """Make every `VideoReader` iteration (one decoding pass) append the video's path to the returned list."""
+    from ifc_sdk.io import video
+
+    paths: list[str] = []
+    real = video.VideoReader.__iter__
+
+    def counting(self):
+        paths.append(self.path)
+        return real(self)
+
+    monkeypatch.setattr(video.VideoReader, "__iter__", counting)
+    return paths

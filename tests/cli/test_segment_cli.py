@@ -9,13 +9,12 @@ from __future__ import annotations
 import errno
 import json
 import os
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from results_sample import H, T, W, sample_result
+from results_sample import H, T, W, count_decodes, sample_result, write_lossless
 
 import ifc_sdk.api
 from ifc_sdk.cli import main
@@ -235,14 +234,7 @@ def _short_clip(path: Path, start: int, count: int) -> Path:
             if start <= i < start + count
         ]
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as dst:
-        stream = dst.add_stream("ffv1", rate=Fraction(25, 1))
-        stream.pix_fmt = "bgr0"
-        stream.height, stream.width = frames[0].shape[:2]
-        for frame in frames:
-            dst.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        dst.mux(stream.encode())
-    return path
+    return write_lossless(frames, path)
 
 
 @pytest.mark.slow
@@ -253,25 +245,16 @@ def test_real_run_decodes_each_video_once_and_draws_the_overlay_from_kept_frames
 
     a = _short_clip(tmp_path / "a" / "clip.mkv", 0, 5)
     b = _short_clip(tmp_path / "b" / "clip.mkv", 30, 5)
-    decodes = []
-    real_iter = video.VideoReader.__iter__
-
-    def counting_iter(self):
-        decodes.append(self.path)
-        return real_iter(self)
-
-    monkeypatch.setattr(video.VideoReader, "__iter__", counting_iter)
+    decodes = count_decodes(monkeypatch)
     out = tmp_path / "D"
     code, stdout, _ = run_cli(
         capsys, str(a), str(b), "--model", "shapes-demo", "--out", str(out), "--overlay", "--device", "cpu"
     )
     assert code == 0
     assert decodes == [str(a), str(b)]  # the overlay reuses the kept frames
+    assert f"{a} -> {out / 'clip'}" in stdout and f"{b} -> {out / 'clip-2'}" in stdout
     for name in ("clip", "clip-2"):
         summary = json.loads((out / name / "summary.json").read_text())
         assert summary["settings"]["size"] == 160 and summary["frames"] == 5 and summary["tracks"]
-        monkeypatch.setattr(video.VideoReader, "__iter__", real_iter)
         with video.open_video(out / name / "overlay.mp4") as reader:
             assert len(list(reader)) == 5
-        monkeypatch.setattr(video.VideoReader, "__iter__", counting_iter)
-    assert f"{a} -> {out / 'clip'}" in stdout and f"{b} -> {out / 'clip-2'}" in stdout

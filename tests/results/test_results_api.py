@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import av
 import numpy as np
 import pytest
-from results_sample import T, sample_result
+from results_sample import T, count_decodes, sample_result, write_lossless
 from tiny import tiny_model
 
 import ifc_sdk
@@ -50,49 +48,30 @@ def test_filter_keeps_ids_and_records_the_threshold():
         result.filter(2)
 
 
-def _lossless(frames: np.ndarray, path):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=Fraction(25, 1))
-        stream.pix_fmt = "bgr0"
-        stream.height, stream.width = frames.shape[1:3]
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
-
-
 @pytest.fixture
 def clip(tmp_path):
     frames = np.random.default_rng(1).integers(0, 255, (6, 36, 44, 3), dtype=np.uint8)
-    return frames, _lossless(frames, tmp_path / "clip.mkv")
+    return frames, write_lossless(frames, tmp_path / "clip.mkv")
 
 
 @pytest.fixture
-def count_decodes(monkeypatch):
-    paths = []
-    real = video.VideoReader.__iter__
-
-    def counting(self):
-        paths.append(self.path)
-        return real(self)
-
-    monkeypatch.setattr(video.VideoReader, "__iter__", counting)
-    return paths
+def decodes(monkeypatch):
+    return count_decodes(monkeypatch)
 
 
-def test_keep_frames_overlay_decodes_the_video_once(clip, tmp_path, count_decodes):
+def test_keep_frames_overlay_decodes_the_video_once(clip, tmp_path, decodes):
     frames, path = clip
     result = ifc_sdk.segment_video(path, tiny_model(), window=3, size=None, progress=False, keep_frames=True)
     assert len(result.images) == 6
     np.testing.assert_array_equal(np.stack(result.images), frames)
     np.testing.assert_array_equal(result.frames[2].image, frames[2])
     out = result.save_overlay(tmp_path / "overlay.mp4")
-    assert count_decodes == [str(path)]  # segmenting only: the overlay drew on the kept frames
+    assert decodes == [str(path)]  # segmenting only: the overlay drew on the kept frames
     with av.open(str(out)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 6
 
 
-def test_save_overlay_without_kept_frames_needs_frames(clip, tmp_path, count_decodes):
+def test_save_overlay_without_kept_frames_needs_frames(clip, tmp_path, decodes):
     _, path = clip
     result = ifc_sdk.segment_video(path, tiny_model(), window=3, size=None, progress=False)
     assert result.images is None
@@ -101,7 +80,7 @@ def test_save_overlay_without_kept_frames_needs_frames(clip, tmp_path, count_dec
     assert not (tmp_path / "none.mp4").exists()
     with video.open_video(path) as reader:
         out = result.save_overlay(tmp_path / "overlay.mp4", reader, fps=5)
-    assert count_decodes == [str(path), str(path)]
+    assert decodes == [str(path), str(path)]
     with video.open_video(out) as reader:
         assert len(list(reader)) == 6 and reader.fps == pytest.approx(5)
 
