@@ -164,6 +164,8 @@ def segment_one(source: str, model, args: argparse.Namespace, out_dir: Path) -> 
     from ifc_sdk.io.atomic import atomic_write_text, staging_dir
     from ifc_sdk.io.export import FILE_NAMES, export, publish, sweep_stale
 
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(out_dir, "the output folder for this video is an existing file, not a folder")
     keep = args.overlay and frames_fit_in_memory(source)
     start = time.perf_counter()
     result = segment_video(

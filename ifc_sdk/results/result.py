@@ -47,7 +47,7 @@ class VideoResult:
         fps: average frame rate of the source, None when unknown.
         timestamps: seconds per frame (from packet pts for files), None when unknown.
         categories: class names indexed by 0-based label, or None.
-        score_threshold: the minimum track score kept by `filter`, None when no track was dropped.
+        score_threshold: the minimum track score kept by `filter`, None for an unfiltered result.
         images: the input frames, uint8 ``(H, W, 3)`` RGB, when segmented with ``keep_frames=True``.
     """
 

@@ -160,6 +160,14 @@ def test_out_on_a_file_is_an_error_before_any_work(tmp_path, capsys, fake_segmen
     assert target.read_text() == "user data"
 
 
+def test_a_file_where_a_video_folder_goes_fails_that_video_only(tmp_path, capsys, fake_segment):
+    (tmp_path / "one").write_text("user data")
+    code, _, stderr = run_cli(capsys, "one.mp4", "two.mp4", "--model", "shapes-demo", "--out", str(tmp_path))
+    assert code == 1 and [call[0] for call in fake_segment] == ["two.mp4"]
+    assert f"one.mp4: {tmp_path / 'one'}: the output folder for this video is an existing file" in stderr
+    assert (tmp_path / "one").read_text() == "user data" and (tmp_path / "two" / "results.json").is_file()
+
+
 def test_read_only_out_is_an_error_before_any_work(tmp_path, capsys, fake_segment, monkeypatch):
     import tempfile
 
