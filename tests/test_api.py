@@ -60,7 +60,7 @@ def test_segment_video_equals_segment_frames_on_real_clip():
     result = ifc_sdk.segment_video(path, m, window=4, stride=2, size=96, progress=False)
     with av.open(str(path)) as c:
         frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
-    expected = m.segment_frames(frames, window=4, stride=2, size=96)
+    expected = ifc_sdk.segment_frames(m, frames, window=4, stride=2, size=96)
     assert result.num_frames == 120 and result.size == (144, 176)
     assert abs(result.fps - 29.97) < 0.01
     assert [t.frame_masks for t in result.tracks] == [t.frame_masks for t in expected.tracks]

@@ -11,6 +11,7 @@ import torch
 from conftest import REFERENCE, require
 from reference import model, rgb_frames
 
+from ifc_sdk import segment_frames
 from ifc_sdk.checkpoint import (
     convert_checkpoint,
     convert_reference_state_dict,
@@ -73,8 +74,8 @@ def test_saved_format_reloads_bit_identical(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
     reloaded = load_checkpoint(folder)
     frames = rgb_frames("r50_seed0")[:4]
-    a = m.segment_frames(frames, window=3, size=None)
-    b = reloaded.segment_frames(frames, window=3, size=None)
+    a = segment_frames(m, frames, window=3, size=None)
+    b = segment_frames(reloaded, frames, window=3, size=None)
     np.testing.assert_array_equal([t.class_probs for t in a.tracks], [t.class_probs for t in b.tracks])
     assert [t.frame_masks for t in a.tracks] == [t.frame_masks for t in b.tracks]
 
