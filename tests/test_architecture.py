@@ -20,8 +20,7 @@ ROOT = "ifc_sdk"  # ifc_sdk/__init__.py: the public facade
 # part -> the parts directly below it.
 LAYERS: dict[str, set[str]] = {
     "errors": set(),
-    "atomic": {"errors"},  # safe writes (ifc_sdk.io.atomic re-exports it)
-    "results": {"atomic"},  # VideoResult, Track, RLE helpers: data, saved and drawn
+    "results": {"errors"},  # VideoResult, Track, RLE helpers: plain data
     "modeling": {"errors"},  # the network, nothing about videos
     "hub": {"errors"},  # transport and cache, nothing about models
     "checkpoint": {"modeling"},

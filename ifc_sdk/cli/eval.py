@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ifc_sdk.atomic import atomic_write_text, ensure_file_target
 from ifc_sdk.evaluation.ytvis import evaluate_ytvis, format_table
+from ifc_sdk.io.atomic import atomic_write_text, ensure_file_target
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

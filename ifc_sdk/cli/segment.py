@@ -129,7 +129,7 @@ def unique_names(sources: list[str]) -> list[str]:
 def check_writable(folder: Path) -> None:
     """Create and remove an empty file in ``folder``: a read-only or unwritable folder fails here, before any
     video is segmented, with an `OutputError` naming it."""
-    from ifc_sdk.atomic import output_error
+    from ifc_sdk.io.atomic import output_error
 
     try:
         fd, probe = tempfile.mkstemp(prefix=".ifc-sdk.probe-", dir=folder)
@@ -161,7 +161,7 @@ def segment_one(source: str, model, args: argparse.Namespace, out_dir: Path) -> 
     (disk full, a broken video) leaves ``out_dir`` as it was.
     """
     from ifc_sdk.api import segment_video
-    from ifc_sdk.atomic import atomic_write_text, staging_dir
+    from ifc_sdk.io.atomic import atomic_write_text, staging_dir
     from ifc_sdk.io.export import FILE_NAMES, export, publish, sweep_stale
 
     if out_dir.exists() and not out_dir.is_dir():
@@ -261,8 +261,8 @@ def summary_lines(summary: dict, out_dir: Path) -> list[str]:
 # ---------------------------------------------------------------------------------------------- command
 def run(args: argparse.Namespace) -> int:
     from ifc_sdk.api import load_model
-    from ifc_sdk.atomic import ensure_dir
     from ifc_sdk.inference.predictor import check_window
+    from ifc_sdk.io.atomic import ensure_dir
     from ifc_sdk.results.result import check_probability
 
     resolve_inference_arguments(args)

@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from ifc_sdk.atomic import atomic_write_text, ensure_dir, output_error, staging_dir
 from ifc_sdk.errors import ConfigError, OutputError
+from ifc_sdk.io.atomic import atomic_write_text, ensure_dir, output_error, staging_dir
 from ifc_sdk.results import RLE, Track, VideoResult, decode_masks, encode_masks
 from ifc_sdk.results.plot import track_color
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ifc_sdk.atomic import atomic_path
 from ifc_sdk.errors import ConfigError
+from ifc_sdk.io.atomic import atomic_path
 
 
 def encode_video(

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ifc_sdk.atomic import atomic_write_text
 from ifc_sdk.errors import ConfigError
+from ifc_sdk.io.atomic import atomic_write_text
 from ifc_sdk.results.masks import rle_areas, rle_boxes
 from ifc_sdk.results.track import Track
 
