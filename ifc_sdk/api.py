@@ -79,7 +79,7 @@ def load_model(
     elif is_remote_source(source):
         model = load_pretrained_weights(str(source), **overrides)
     else:
-        model = load_checkpoint(Path(source), preset=preset, trusted=trusted, **overrides)
+        model = load_checkpoint(source, preset=preset, trusted=trusted, **overrides)
     return model.to(device).eval()
 
 
