@@ -162,7 +162,7 @@ def segment_one(source: str, model, args: argparse.Namespace, out_dir: Path) -> 
     """
     from ifc_sdk.api import segment_video
     from ifc_sdk.io.atomic import atomic_write_text, staging_dir
-    from ifc_sdk.io.export import FILE_NAMES, export, publish, sweep_stale
+    from ifc_sdk.io.export import FILE_NAMES, export, publish, sweep_outputs
 
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(out_dir, "the output folder for this video is an existing file, not a folder")
@@ -180,9 +180,8 @@ def segment_one(source: str, model, args: argparse.Namespace, out_dir: Path) -> 
     )
     seconds = time.perf_counter() - start
     result = result.filter(args.score_threshold)
-    sweep_stale(out_dir)  # a killed run's staging folder
-    for name in (*FILE_NAMES.values(), OVERLAY_NAME, SUMMARY_NAME):  # and its temporaries inside
-        sweep_stale(out_dir / name)
+    sweep_outputs(out_dir.parent, [out_dir.name])  # a killed run's staging folder for this video
+    sweep_outputs(out_dir, [*FILE_NAMES.values(), OVERLAY_NAME, SUMMARY_NAME])  # and its temporaries inside
     with staging_dir(out_dir) as staged:
         try:
             written = export(result, staged, args.formats or DEFAULT_FORMATS)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +31,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from ifc_sdk.errors import ConfigError, OutputError
-from ifc_sdk.io.atomic import atomic_write_text, ensure_dir, output_error, staging_dir
+from ifc_sdk.io.atomic import atomic_write_text, ensure_dir, output_error, staging_dir, sweep_temporaries
 from ifc_sdk.results import RLE, Track, VideoResult, decode_masks, encode_masks
 from ifc_sdk.results.plot import track_color
 
@@ -43,31 +44,19 @@ __all__ = [
     "save_mots_txt",
     "save_png_masks",
     "save_ytvis_json",
-    "sweep_stale",
+    "sweep_outputs",
     "to_ytvis_results",
 ]
 
 FORMATS = ("ytvis", "coco", "mots", "png")
 FILE_NAMES = {"ytvis": "results.json", "coco": "coco_rle.json", "mots": "mots.txt", "png": "masks"}
 _MAX_PNG_TRACKS = 255  # palette PNG: values 1..255 hold track ids 0..254
-_TEMPORARY_KINDS = ("tmp", "staging", "old")  # `.<name>.<kind>-*` beside a target: an interrupted write
 
 
-def sweep_stale(target: str | os.PathLike) -> list[Path]:
-    """Remove the temporaries an interrupted write of ``target`` left beside it (``.<name>.tmp-*``,
-    ``.<name>.staging-*``, ``.<name>.old-*``); nothing else is touched. Returns what was removed."""
-    target = Path(target)
-    if not target.parent.is_dir():
-        return []
-    removed = []
-    for kind in _TEMPORARY_KINDS:
-        for path in target.parent.glob(f".{target.name}.{kind}-*"):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
+def sweep_outputs(folder: str | os.PathLike, names: Sequence[str]) -> list[Path]:
+    """Remove the temporaries a killed writer of the outputs ``names`` left in ``folder`` (``.results.json.tmp-*``,
+    ``.masks.staging-*``, ...; see `ifc_sdk.io.atomic.sweep_temporaries`); nothing else is touched."""
+    return sweep_temporaries(folder, "|".join(re.escape(name) for name in names))
 
 
 def _rle_text(rle: RLE) -> dict:
@@ -301,7 +290,8 @@ def _replace(src: Path, dst: Path) -> None:
     ``dst`` is whole at every moment and restored if the swap fails."""
     try:
         if src.is_dir() and dst.is_dir():
-            old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", dir=dst.parent))
+            # the displaced folder waits in a `.staging-` folder: a killed run's is swept like any other
+            old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.staging-", dir=dst.parent))
             os.replace(dst, old / dst.name)
             try:
                 os.replace(src, dst)
@@ -319,10 +309,10 @@ def publish(staged: Mapping[str, Path], out_dir: str | os.PathLike) -> dict[str,
     """Move outputs written into a staging folder (e.g. by `export`) into ``out_dir``, each replacing its
     namesake; nothing else in ``out_dir`` is touched. Returns the same keys with the final paths."""
     out_dir = ensure_dir(out_dir)
+    sweep_outputs(out_dir, [Path(path).name for path in staged.values()])
     final = {}
     for key, path in staged.items():
         target = out_dir / Path(path).name
-        sweep_stale(target)
         _replace(Path(path), target)
         final[key] = target
     return final
@@ -339,7 +329,7 @@ def export(
 
     Files: ``results.json`` (ytvis, with ``video_id``), ``coco_rle.json``, ``mots.txt``, ``masks/`` (png).
     Format names are checked before anything is written; other files in ``out_dir`` are left alone, and
-    temporaries an interrupted earlier export left there are removed (`sweep_stale`).
+    temporaries an interrupted earlier export left there are removed (`sweep_outputs`).
     """
     if isinstance(formats, str):
         formats = [formats]
@@ -348,10 +338,10 @@ def export(
     if unknown:
         raise ConfigError(f"formats: expected names among {', '.join(FORMATS)}; got unknown {unknown}")
     out_dir = ensure_dir(out_dir)
+    sweep_outputs(out_dir, [FILE_NAMES[name] for name in names])
     written: dict[str, Path] = {}
     for name in dict.fromkeys(names):
         target = out_dir / FILE_NAMES[name]
-        sweep_stale(target)
         if name == "ytvis":
             written[name] = save_ytvis_json(to_ytvis_results(result, video_id), target)
         elif name == "coco":

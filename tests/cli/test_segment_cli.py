@@ -209,11 +209,11 @@ def test_disk_full_is_reported_per_video_and_leaves_earlier_outputs(
 
 def test_leftovers_of_a_killed_run_are_swept_and_user_files_kept(tmp_path, capsys, fake_segment):
     folder = tmp_path / "clip"
-    (folder / ".masks.tmp-k1l2").mkdir(parents=True)
-    (folder / ".masks.tmp-k1l2" / "00000.png").write_bytes(b"x")
-    (folder / ".overlay.mp4.tmp-abcd.mp4").write_bytes(b"half")
-    (folder / ".results.json.tmp-x1.json").write_text("[")
-    (tmp_path / ".clip.staging-zz").mkdir()
+    (folder / ".masks.tmp-k1l2m3n4").mkdir(parents=True)
+    (folder / ".masks.tmp-k1l2m3n4" / "00000.png").write_bytes(b"x")
+    (folder / ".overlay.mp4.tmp-abcd1234.mp4").write_bytes(b"half")
+    (folder / ".results.json.tmp-x1x2x3x4.json").write_text("[")
+    (tmp_path / ".clip.staging-zz00zz00").mkdir()
     (folder / "notes.txt").write_text("mine")
     (folder / ".hidden-user-file").write_text("mine too")
     code, _, _ = run_cli(

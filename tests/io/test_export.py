@@ -317,15 +317,15 @@ def test_render_frame_draws_labels_and_keeps_input():
 # ---------------------------------------------------------------------------------------------- user files
 def test_export_sweeps_only_its_own_stale_temporaries(tmp_path):
     out = tmp_path / "out"
-    (out / ".masks.tmp-a1b2").mkdir(parents=True)
-    (out / ".masks.staging-c3").mkdir()
-    (out / ".results.json.tmp-x9.json").write_text("[")
-    (out / ".mots.txt.tmp-zz.txt").write_text("1 2")
+    (out / ".masks.tmp-a1b2c3d4").mkdir(parents=True)
+    (out / ".masks.staging-c3_9x0ab").mkdir()
+    (out / ".results.json.tmp-x9y8z7w6.json").write_text("[")
+    (out / ".mots.txt.tmp-zzzzzzzz.txt").write_text("1 2")
     (out / "notes.txt").write_text("mine")
     (out / ".results.json.backup").write_text("mine too")  # not an SDK temporary: kept
     written = export(_result(), out, ["ytvis", "png"])
     assert _listing(out) == [
-        ".mots.txt.tmp-zz.txt",
+        ".mots.txt.tmp-zzzzzzzz.txt",
         ".results.json.backup",
         "masks",
         "notes.txt",
