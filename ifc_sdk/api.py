@@ -11,7 +11,7 @@ import torch
 from ifc_sdk.errors import ConfigError
 from ifc_sdk.inference.predictor import PRECISIONS, FrameInstances, VideoSegmenter, check_window, collect
 from ifc_sdk.modeling.ifc import IFC
-from ifc_sdk.results import VideoResult
+from ifc_sdk.results import FrameKeeper, TrackSummary, VideoResult, track_summaries
 
 DEFAULT_INFERENCE = {"window": 5, "stride": 1, "size": 360}
 
@@ -114,9 +114,11 @@ class VideoStream:
         self._reader.close()
 
     @property
-    def tracks(self):
-        """Track states; their class probabilities are final once the stream is exhausted."""
-        return self.segmenter.tracks
+    def tracks(self) -> list[TrackSummary]:
+        """Each track's id, label, class name and score so far (``provisional`` until the stream is exhausted)."""
+        return track_summaries(
+            self.segmenter.tracks, self.segmenter.model.config.categories, not self.finished
+        )
 
 
 def _load_for_inference(model: str | IFC, device) -> IFC:
@@ -137,6 +139,7 @@ def segment_video(
     precision: str = "fp32",
     progress: bool = True,
     stream: bool = False,
+    keep_frames: bool = False,
 ) -> VideoResult | VideoStream:
     """Segment and track every object instance in a video file or a folder of frames.
 
@@ -154,6 +157,8 @@ def segment_video(
         precision: "fp32", "bf16" or "fp16" (autocast on the model's device).
         progress: show a tqdm bar (frames, fps).
         stream: return a `VideoStream` that yields each frame's final masks as soon as they are known.
+        keep_frames: keep the decoded frames (``result.images``, or ``frame.image`` when streaming), so that
+            `VideoResult.plot` and `VideoResult.save_overlay` draw on them without decoding the video again.
 
     Returns:
         A `VideoResult` (tracks, per-frame RLE masks, fps, timestamps), or a `VideoStream` with ``stream``.
@@ -173,6 +178,7 @@ def segment_video(
         size=size,
         output_size=output_size,
         precision=precision,
+        keep_images=keep_frames,
         source=str(reader.path),
     )
     bar = None
@@ -189,4 +195,7 @@ def segment_video(
     video = VideoStream(segmenter, frames, reader, bar)
     if stream:
         return video
-    return collect(segmenter, video, source=str(reader.path), fps=reader.fps)
+    kept = FrameKeeper(video) if keep_frames else None
+    result = collect(segmenter, video if kept is None else kept, source=str(reader.path), fps=reader.fps)
+    result.images = None if kept is None else kept.images
+    return result

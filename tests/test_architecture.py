@@ -21,7 +21,7 @@ ATOMIC = "io.atomic"  # safe writes (errors only): a leaf under every writer, so
 # part -> the parts directly below it.
 LAYERS: dict[str, set[str]] = {
     "errors": set(),
-    "results": {"errors"},  # VideoResult, Track, RLE helpers: plain data
+    "results": {"errors", ATOMIC},  # VideoResult, Track, RLE helpers: data, saved (JSON, overlay) atomically
     "modeling": {"errors"},  # the network, nothing about videos
     ATOMIC: {"errors"},
     "hub": {"errors", ATOMIC},  # transport and cache, nothing about models

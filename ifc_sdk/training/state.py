@@ -149,10 +149,10 @@ def write_model_folder(model: IFC, folder: Path, state: dict[str, Any] | None = 
             if state is not None:
                 _save_state(state, staged / STATE_NAME)
             _move_into(staged, folder)
-    except OutputError as exc:  # one raised inside the staging folder names the checkpoint folder instead
-        if exc.path == os.fspath(folder) or not isinstance(exc.cause, OSError):
+    except OutputError as exc:
+        if ".staging-" not in exc.path:  # a file in the way: name it
             raise
-        raise output_error(folder, exc.cause) from exc
+        raise OutputError(folder, exc.message, exc.cause) from exc  # the user's folder, not our staging
     except OSError as exc:
         raise output_error(folder, exc) from exc
     except SafetensorError as exc:  # safetensors' own I/O errors (its message names the OS error)

@@ -12,7 +12,7 @@ import torch
 from faults import disk_full_for
 from tiny import tiny_model
 
-from ifc_sdk.checkpoint import load_pretrained
+from ifc_sdk.checkpoint import WEIGHTS_NAME, load_pretrained
 from ifc_sdk.errors import CheckpointError, OutputError
 from ifc_sdk.training import state as state_mod
 from ifc_sdk.training.distributed import DistInfo
@@ -114,7 +114,7 @@ def test_a_full_disk_while_checkpointing_is_an_output_error(run, full_disk, monk
     assert isinstance(info.value.cause, OSError) and info.value.cause.errno == errno.ENOSPC
     monkeypatch.undo()
 
-    disk_full_for(monkeypatch, "model.safetensors")  # the weights' file
+    disk_full_for(monkeypatch, WEIGHTS_NAME)  # the weights' file
     with pytest.raises(OutputError, match="disk full") as info:
         checkpoints.save(model, optimizer, scheduler, None, 5)
     assert info.value.path == str(checkpoints.root / "iter_0000005")

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from faults import disk_full_for
+from faults import disk_full_for, full_disk_open
 from weights_helpers import (  # noqa: F401 - fixtures
     fixture,
     isolated_fixture,
@@ -275,25 +275,7 @@ def test_read_only_cache(isolated, monkeypatch) -> None:
 
 
 def test_disk_full_during_download(isolated, monkeypatch) -> None:
-    real_open = open
-
-    class FullDisk:
-        def __init__(self, file) -> None:
-            self.file, self.written = file, 0
-
-        def write(self, chunk: bytes) -> int:
-            if self.written + len(chunk) > 1000:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            self.written += len(chunk)
-            return self.file.write(chunk)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc) -> None:
-            self.file.close()
-
-    monkeypatch.setattr(hub, "open", lambda *a, **k: FullDisk(real_open(*a, **k)), raising=False)
+    full_disk_open(monkeypatch, hub, capacity=1000)
     add_r50_entry(isolated)
     with pytest.raises(OutputError, match="cannot write the download of .*disk full") as info:
         weights.fetch(NAME, progress=False)
