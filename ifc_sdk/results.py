@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -133,6 +134,8 @@ class VideoResult:
         fps: average frame rate of the source, None when unknown.
         timestamps: seconds per frame (from packet pts for files), None when unknown.
         categories: class names indexed by 0-based label, or None.
+        decode_report: what decoding the source found (`ifc_sdk.io.damage.DecodeReport`: frames expected,
+            decoded, corrupt, missing), None for frames given in memory to `segment_frames`.
     """
 
     tracks: list[Track]
@@ -142,6 +145,7 @@ class VideoResult:
     fps: float | None = None
     timestamps: list[float] | None = None
     categories: Sequence[str] | None = None
+    decode_report: Any = None
 
     def __iter__(self) -> Iterator[Track]:
         return iter(self.tracks)

@@ -1,34 +1,38 @@
-"""Read a video file or a folder of frame images as RGB frames, decoded ahead in a background thread.
+"""Frames from any source, decoded ahead in a background thread: `Frame`, `VideoReader`, `open_video`.
 
-``open_video`` checks its input up front (path exists, is a video with a video stream whose first frame
-decodes, or a folder holding frame images) and raises `VideoError` naming the file before any work starts.
-Iterating the returned `VideoReader` yields `Frame`s in display order and orientation: the display matrix of
-the container (rotation and mirroring, as written by phones) is applied, so ``reader.size`` and every frame
-match what a player shows.
+`ifc_sdk.io.sources.open_source` (also reachable as `open_video`) checks its input up front and raises
+`VideoError` naming it before any work starts; iterating the returned `VideoReader` yields `Frame`s in display
+order and orientation. The decoding thread can resize each frame to network size (PIL's bilinear filter, as
+`ifc_sdk.inference.preprocess.resize_frames` does on the CPU), so the frames waiting in the queue are small
+whatever the source's resolution.
 
-Frame counts in container headers are only a hint (Matroska, WebM and some AVI files have none, others lie);
-the frames actually decoded are counted in ``num_frames_decoded``.
+Damaged video (`ifc_sdk.io.damage`): frame indices follow presentation timestamps; a lost frame keeps its slot
+as a `Frame` with ``missing=True`` carrying the previous good image, and the reader's `DecodeReport` says what
+was lost. ``on_damage`` decides what happens then: ``"warn"`` (one `CorruptVideoWarning` naming the file),
+``"error"`` (`VideoError` at the first damage) or ``"ignore"``.
 """
 
 from __future__ import annotations
 
 import os
 import queue
-import re
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Protocol
 
-import av
 import numpy as np
-from PIL import Image, ImageOps
+import torch
 
 from ifc_sdk.errors import ConfigError, VideoError
+from ifc_sdk.inference.preprocess import resize_frames
+from ifc_sdk.io.damage import DAMAGE_POLICIES, DecodeReport
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MAX_PIXELS",
+    "DEFAULT_TIMEOUT",
     "CorruptVideoWarning",
     "Frame",
     "VideoReader",
@@ -37,13 +41,14 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-_TEXT_SNIFF_BYTES = 4096
+MAX_PIXELS = 8192 * 8192  # frames above this many pixels are refused unless ``max_pixels`` says otherwise
+DEFAULT_TIMEOUT = 10.0  # seconds a URL, network stream or camera may take to open and between reads
 _PUT_POLL_S = 0.05
 _JOIN_TIMEOUT_S = 5.0
 
 
 class CorruptVideoWarning(UserWarning):
-    """Some frames of a video were decoded from corrupt data (FFmpeg concealed the errors)."""
+    """A video is damaged: frames were lost or decoded from corrupt data (see `VideoReader.report`)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,180 +56,52 @@ class Frame:
     """One decoded frame.
 
     Attributes:
-        index: 0-based position in display order.
-        image: uint8 ``(H, W, 3)`` RGB, C-contiguous, in displayed orientation.
-        timestamp: presentation time in seconds (``pts * time_base``), None when unknown (frame folders).
+        index: 0-based slot in display order (a lost frame keeps its slot, see ``missing``).
+        image: uint8 ``(H, W, 3)`` RGB, C-contiguous, in displayed orientation (resized when the reader was
+            asked to).
+        timestamp: presentation time in seconds (``pts * time_base``), None when unknown (images, arrays).
+        missing: the frame was lost; ``image`` repeats the previous good frame so windows keep their timing.
+        corrupt: the decoder flagged the frame as decoded from corrupt data (errors concealed).
     """
 
     index: int
     image: np.ndarray
     timestamp: float | None
+    missing: bool = False
+    corrupt: bool = False
 
 
-# An orientation is (transpose, flip_rows, flip_cols), applied in that order to an (H, W, C) array.
-_Orientation = tuple[bool, bool, bool]
-_IDENTITY: _Orientation = (False, False, False)
+class FrameSource(Protocol):
+    """What `VideoReader` decodes from: one video file, stream, camera, image list or array sequence."""
+
+    name: str
+    size: tuple[int, int]  # (height, width) as displayed
+    fps: float | None
+    num_frames_hint: int | None
+    restartable: bool  # False for live streams, pipes, cameras and iterators: one pass only
+
+    def frames(self, stop: threading.Event, report: DecodeReport) -> Iterator[Frame]:
+        """Frames in order; fills ``report``; returns promptly once ``stop`` is set."""
+
+    def close(self) -> None:
+        """Release what opening took (a container kept open for the first pass)."""
 
 
-def _orientation_from_display_matrix(matrix: np.ndarray | None) -> _Orientation:
-    """How to turn a decoded image into the displayed one, from FFmpeg's 3x3 display matrix (int32, 16.16).
-
-    FFmpeg maps a source pixel ``(x, y)`` to ``(a*x + c*y, b*x + d*y)`` with ``a, b, c, d = m[0], m[1], m[3],
-    m[4]`` (y pointing down); for the axis-aligned matrices that videos carry this is a transpose and/or flips.
-    This reproduces ``ffmpeg``'s autorotate for all eight orientations (90 deg counter-clockwise is
-    ``np.rot90(img, 1)``). Arbitrary angles are rounded to the nearest multiple of 90 degrees.
-    """
-    if matrix is None:
-        return _IDENTITY
-    a, b, c, d = (float(v) for v in matrix[[0, 1, 3, 4]])
-    if abs(a) + abs(d) >= abs(b) + abs(c):  # no axis swap: x' ~ a*x, y' ~ d*y
-        return (False, d < 0, a < 0)
-    # axis swap: the output row follows x (sign b), the output column follows y (sign c)
-    return (True, b < 0, c < 0)
+def check_pixels(name: str, height: int, width: int, max_pixels: int | None) -> None:
+    """Refuse frames above ``max_pixels`` before they are decoded (each costs 3 bytes per pixel)."""
+    if max_pixels is not None and height * width > max_pixels:
+        raise VideoError(
+            name,
+            f"expected frames of at most {max_pixels:,} pixels; found {width}x{height} "
+            f"({height * width / 1e6:.1f} MP). Pass max_pixels=None (or a larger limit) to decode them anyway",
+        )
 
 
-def _apply_orientation(image: np.ndarray, orientation: _Orientation) -> np.ndarray:
-    transpose, flip_rows, flip_cols = orientation
-    if transpose:
-        image = image.transpose(1, 0, 2)
-    if flip_rows:
-        image = image[::-1]
-    if flip_cols:
-        image = image[:, ::-1]
-    return np.ascontiguousarray(image)
+def check_policy(on_damage: str) -> None:
+    if on_damage not in DAMAGE_POLICIES:
+        raise ConfigError(f"on_damage must be one of {list(DAMAGE_POLICIES)}, got {on_damage!r}")
 
 
-def _frame_display_matrix(frame: av.VideoFrame) -> np.ndarray | None:
-    """The DISPLAYMATRIX side data of a decoded frame (FFmpeg copies the container's matrix onto frames)."""
-    try:
-        side = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
-    except (AttributeError, KeyError, ValueError):  # pragma: no cover - older PyAV
-        side = None
-    if side is not None:
-        data = bytes(side)
-        if len(data) >= 36:
-            return np.frombuffer(data[:36], dtype="<i4")
-    rotation = getattr(frame, "rotation", 0) or 0  # pragma: no cover - fallback when side data is hidden
-    if rotation:  # pragma: no cover
-        theta = np.deg2rad(rotation)
-        cos, sin = round(np.cos(theta)), round(np.sin(theta))
-        return np.array([cos, -sin, 0, sin, cos, 0, 0, 0, 1], dtype=np.int64) * 65536
-    return None
-
-
-def _to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
-    """Convert any pixel format (8/10-bit, 4:2:0/4:4:4, gray, odd sizes) to uint8 RGB at a fixed size."""
-    kwargs = {}
-    if frame.color_range == 2:  # AVCOL_RANGE_JPEG: full-range YUV, which swscale would treat as limited
-        kwargs["src_color_range"] = 2
-    return frame.to_ndarray(format="rgb24", width=width, height=height, **kwargs)
-
-
-def _natural_key(name: str) -> list:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def _looks_like_text(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(_TEXT_SNIFF_BYTES)
-    except OSError:
-        return False
-    if not head or b"\x00" in head:
-        return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return e.start > len(head) - 4  # cut in the middle of a multi-byte character
-    return True
-
-
-def _describe_streams(container: av.container.InputContainer) -> str:
-    kinds: dict[str, int] = {}
-    for stream in container.streams:
-        kind = stream.type
-        if kind == "video" and _is_attached_picture(stream):
-            kind = "cover image"
-        kinds[kind] = kinds.get(kind, 0) + 1
-    if not kinds:
-        return "no streams at all"
-    return ", ".join(f"{n} {kind} stream{'s' if n > 1 else ''}" for kind, n in kinds.items())
-
-
-def _is_attached_picture(stream) -> bool:
-    try:
-        return bool(int(stream.disposition) & int(av.stream.Disposition.attached_pic))
-    except (AttributeError, TypeError, ValueError):  # pragma: no cover
-        return False
-
-
-def _pick_video_stream(container: av.container.InputContainer):
-    for stream in container.streams.video:
-        if not _is_attached_picture(stream):
-            return stream
-    return None
-
-
-def _iter_decoded(container, stream) -> Iterator[tuple[av.VideoFrame, bool]]:
-    """Yield ``(frame, corrupt)``; demuxing by hand exposes ``packet.is_corrupt`` as well."""
-    for packet in container.demux(stream):
-        packet_corrupt = bool(packet.is_corrupt)
-        for frame in packet.decode():
-            yield frame, packet_corrupt or bool(frame.is_corrupt)
-
-
-# ---------------------------------------------------------------------------------------------- sources
-@dataclass(frozen=True)
-class _FileSource:
-    path: str
-    width: int  # coded size of the first frame; later frames are scaled to it if the stream changes size
-    height: int
-    orientation: _Orientation
-
-    def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, float | None, bool]]:
-        container = av.open(self.path, metadata_errors="ignore")
-        try:
-            stream = _pick_video_stream(container)
-            stream.thread_type = "AUTO"
-            for frame, corrupt in _iter_decoded(container, stream):
-                image = _apply_orientation(_to_rgb(frame, self.width, self.height), self.orientation)
-                yield image, frame.time, corrupt
-                if stop.is_set():
-                    return
-        finally:
-            container.close()
-
-
-@dataclass(frozen=True)
-class _FolderSource:
-    path: str
-    files: tuple[Path, ...]
-    size: tuple[int, int]
-
-    def frames(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, float | None, bool]]:
-        for file in self.files:
-            image = _read_image(file)
-            if image.shape[:2] != self.size:
-                raise VideoError(
-                    file,
-                    f"expected a frame of {self.size[1]}x{self.size[0]} like the first frame of the folder; "
-                    f"found {image.shape[1]}x{image.shape[0]}",
-                )
-            yield image, None, False
-            if stop.is_set():
-                return
-
-
-def _read_image(file: Path) -> np.ndarray:
-    try:
-        with Image.open(file) as img:
-            img = ImageOps.exif_transpose(img)
-            return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise VideoError(file, f"expected a JPEG/PNG frame image; it cannot be decoded: {e}") from e
-
-
-# ---------------------------------------------------------------------------------------------- reader
 class _End:
     pass
 
@@ -238,43 +115,58 @@ class _Failure:
 
 
 class VideoReader:
-    """Iterable over the `Frame`s of one video file or frame folder; create it with `open_video`.
+    """Iterable over the `Frame`s of one source; create it with `ifc_sdk.io.sources.open_source`.
 
-    Every iteration decodes from the start in a background thread, at most ``prefetch`` frames ahead of the
-    consumer. Use it as a context manager (or call `close`) to stop the thread early.
+    An iteration decodes in a background thread, at most ``prefetch`` frames ahead of the consumer. Files,
+    folders, globs, path lists and arrays can be iterated again (from the first frame); live streams, pipes,
+    cameras and iterators only once. Use it as a context manager (or call `close`) to stop the thread early.
 
     Attributes:
-        path: the video file or frame folder.
-        fps: average frame rate, None when unknown (frame folders, streams without timing).
+        path: the source's name: its path or URL, ``"-"`` for stdin, ``"camera 0"``, ``"<array>"``, ...
+        fps: average frame rate, None when unknown (images, arrays).
         size: ``(height, width)`` of the frames as displayed (after rotation metadata).
-        num_frames_hint: frame count from the container header, None when absent; never trusted.
-        num_frames_decoded: frames yielded so far by the current (or last) iteration.
-        num_corrupt: frames of the current (or last) iteration decoded from corrupt data.
+        num_frames_hint: frame count from the container header (or the number of images), None when absent;
+            never trusted.
+        num_frames_decoded: frames yielded so far by the current (or last) iteration, missing slots included.
+        report: the `DecodeReport` of the current (or last) iteration.
+        resize: ``(height, width)`` the decoding thread resizes frames to, or None to keep them as decoded.
+        on_damage: ``"warn"``, ``"error"`` or ``"ignore"`` (see the module docstring).
+        live: one pass only (`restartable` is False).
     """
 
     def __init__(
         self,
-        path: str,
+        source: FrameSource,
         *,
-        fps: float | None,
-        size: tuple[int, int],
-        num_frames_hint: int | None,
-        prefetch: int,
-        source: _FileSource | _FolderSource,
+        prefetch: int = 16,
+        on_damage: str = "warn",
+        max_pixels: int | None = MAX_PIXELS,
     ) -> None:
-        self.path = path
-        self.fps = fps
-        self.size = size
-        self.num_frames_hint = num_frames_hint
-        self.num_frames_decoded = 0
-        self.num_corrupt = 0
-        self._prefetch = prefetch
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
+            raise ConfigError(f"prefetch: expected a positive integer (frames decoded ahead), got {prefetch!r}")
+        check_policy(on_damage)
         self._source = source
-        self._warned_corrupt = False
+        self.path = source.name
+        self.fps = source.fps
+        self.size = source.size
+        self.num_frames_hint = source.num_frames_hint
+        self.live = not source.restartable
+        check_pixels(self.path, *self.size, max_pixels)
+        self.on_damage = on_damage
+        self.resize: tuple[int, int] | None = None
+        self.num_frames_decoded = 0
+        self.report = DecodeReport(self.path)
+        self._prefetch = prefetch
         self._closed = False
+        self._passes = 0
         self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
         self._queue: queue.Queue | None = None
+
+    @property
+    def num_corrupt(self) -> int:
+        """Frames of the current (or last) iteration decoded from corrupt data."""
+        return self.report.frames_corrupt
 
     def __repr__(self) -> str:
         h, w = self.size
@@ -289,14 +181,15 @@ class VideoReader:
 
     def __del__(self) -> None:  # pragma: no cover - best effort when the reader is dropped mid-iteration
         try:
-            self._stop_thread()
+            self.close()
         except Exception:
             pass
 
     def close(self) -> None:
-        """Stop the decoding thread (promptly: it checks between frames) and release the file."""
+        """Stop the decoding thread (promptly: it checks between frames) and release the source."""
         self._closed = True
         self._stop_thread()
+        self._source.close()
 
     @property
     def closed(self) -> bool:
@@ -319,23 +212,31 @@ class VideoReader:
     def __iter__(self) -> Iterator[Frame]:
         if self._closed:
             raise VideoError(self.path, "expected an open reader; this one was closed")
+        if self.live and self._passes:
+            raise VideoError(
+                self.path, "expected a first pass: a live stream, pipe, camera or iterator can be read only once"
+            )
         self._stop_thread()  # one iteration at a time: a new one restarts from the first frame
+        self._passes += 1
         stop = threading.Event()
         q: queue.Queue = queue.Queue(maxsize=self._prefetch)
+        report = DecodeReport(self.path)
         thread = threading.Thread(
             target=_produce,
-            args=(self._source.frames, stop, q),
+            args=(self._source, self.resize, stop, q, report),
             name=f"ifc-video-decode:{os.path.basename(self.path)}",
             daemon=True,
         )
         self._stop, self._thread, self._queue = stop, thread, q
+        self.report = report
         self.num_frames_decoded = 0
-        self.num_corrupt = 0
         thread.start()
-        return self._consume(stop, thread, q)
+        return self._consume(stop, thread, q, report)
 
-    def _consume(self, stop: threading.Event, thread: threading.Thread, q: queue.Queue) -> Iterator[Frame]:
-        index = 0
+    def _consume(
+        self, stop: threading.Event, thread: threading.Thread, q: queue.Queue, report: DecodeReport
+    ) -> Iterator[Frame]:
+        finished = False
         try:
             while True:
                 try:
@@ -347,33 +248,43 @@ class VideoReader:
                         raise VideoError(self.path, "decoding thread ended without reporting") from None
                     continue
                 if item is _END:
+                    finished = True
                     return
                 if isinstance(item, _Failure):
                     err = item.error
-                    if isinstance(err, VideoError):
+                    if isinstance(err, VideoError | ConfigError):
                         raise err
                     raise VideoError(
                         self.path,
-                        f"expected frame {index} to decode; found a truncated or corrupt stream after {index} "
-                        f"good frame(s) ({type(err).__name__}: {err})",
+                        f"expected frame {self.num_frames_decoded} to decode; decoding failed after "
+                        f"{self.num_frames_decoded} frame(s) ({type(err).__name__}: {err})",
                     ) from err
-                image, timestamp, corrupt = item
-                if corrupt:
-                    self.num_corrupt += 1
-                    if not self._warned_corrupt:
-                        self._warned_corrupt = True
-                        warnings.warn(
-                            f"{self.path}: frame {index} was decoded from corrupt data (errors concealed by "
-                            "FFmpeg); further corrupt frames are counted in VideoReader.num_corrupt",
-                            CorruptVideoWarning,
-                            stacklevel=2,
-                        )
-                self.num_frames_decoded = index + 1
-                yield Frame(index, image, timestamp)
-                index += 1
+                if (item.missing or item.corrupt) and self.on_damage == "error":
+                    what = "is missing" if item.missing else "was decoded from corrupt data"
+                    raise VideoError(self.path, f"damaged video: frame {item.index} {what} (on_damage='error')")
+                self.num_frames_decoded = item.index + 1
+                yield item
         finally:
             if self._thread is thread:
                 self._stop_thread()
+            self._report_damage(report, finished)
+
+    def _report_damage(self, report: DecodeReport, finished: bool) -> None:
+        """At the end of a pass (or when it stops early): raise or warn once about what was lost."""
+        if not report.damaged or self.on_damage == "ignore":
+            return
+        text = f"damaged video: {report.summary()}"
+        if self.on_damage == "error":
+            if finished:  # damage only known at the end (truncation); frame-level damage raised already
+                raise VideoError(self.path, f"{text} (on_damage='error')")
+            return
+        if not finished:
+            text += " (before reading stopped)"
+        warnings.warn(
+            f"{self.path}: {text}. Frame indices follow timestamps: a lost frame keeps its slot, without masks",
+            CorruptVideoWarning,
+            stacklevel=3,
+        )
 
 
 def _drain(q: queue.Queue) -> None:
@@ -384,10 +295,18 @@ def _drain(q: queue.Queue) -> None:
             return
 
 
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The segmenter's CPU resize (PIL bilinear), applied to one frame in the decoding thread."""
+    x = torch.from_numpy(image).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
+    return np.ascontiguousarray(resize_frames(x, size)[0].permute(1, 2, 0).numpy())
+
+
 def _produce(
-    frames: Callable[[threading.Event], Iterator[tuple[np.ndarray, float | None, bool]]],
+    source: FrameSource,
+    resize: tuple[int, int] | None,
     stop: threading.Event,
     q: queue.Queue,
+    report: DecodeReport,
 ) -> None:
     def put(item) -> bool:
         while not stop.is_set():
@@ -398,106 +317,25 @@ def _produce(
                 continue
         return False
 
+    last: tuple[np.ndarray, np.ndarray] | None = None  # (decoded, resized) of the previous frame
     try:
-        for item in frames(stop):
-            if not put(item):
+        for frame in source.frames(stop, report):
+            if resize is not None and frame.image.shape[:2] != resize:
+                if last is None or last[0] is not frame.image:  # missing slots repeat the previous image
+                    last = (frame.image, _resize(frame.image, resize))
+                frame = Frame(frame.index, last[1], frame.timestamp, frame.missing, frame.corrupt)
+            if not put(frame):
                 return
         put(_END)
     except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
         put(_Failure(e))
 
 
-# ---------------------------------------------------------------------------------------------- opening
-def open_video(source: str | os.PathLike, *, prefetch: int = 16) -> VideoReader:
-    """Open a video file or a folder of frame images (JPEG/PNG, ordered by name, numbers compared as numbers).
+def open_video(source, *, prefetch: int = 16, **kwargs) -> VideoReader:
+    """Open any source `ifc_sdk.io.sources.open_source` takes (a video file, a folder of frame images, ...)."""
+    from ifc_sdk.io.sources import open_source
 
-    Raises:
-        VideoError: the path is missing, an empty file, not a video, has no video stream, its first frame
-            cannot be decoded, or a folder holds no frame images.
-        ConfigError: ``prefetch`` is not a positive integer.
-    """
-    if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
-        raise ConfigError(f"prefetch: expected a positive integer (frames decoded ahead), got {prefetch!r}")
-    path = Path(source)
-    name = os.fspath(source)
-    if not path.exists():
-        raise VideoError(
-            name, "expected a video file or a folder of frame images; nothing exists at this path"
-        )
-    if path.is_dir():
-        return _open_folder(name, path, prefetch)
-    if not path.is_file():
-        raise VideoError(name, "expected a video file or a folder of frame images; found a special file")
-    return _open_file(name, path, prefetch)
-
-
-def _open_folder(name: str, path: Path, prefetch: int) -> VideoReader:
-    files = tuple(
-        sorted(
-            (p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
-            key=lambda p: _natural_key(p.name),
-        )
-    )
-    if not files:
-        entries = sum(1 for _ in path.iterdir())
-        found = (
-            "an empty folder"
-            if entries == 0
-            else f"{entries} entries, none named *{'/*'.join(IMAGE_EXTENSIONS)}"
-        )
-        raise VideoError(name, f"expected a folder of frame images (JPEG/PNG); found {found}")
-    first = _read_image(files[0])
-    size = (int(first.shape[0]), int(first.shape[1]))
-    return VideoReader(
-        name,
-        fps=None,
-        size=size,
-        num_frames_hint=len(files),
-        prefetch=prefetch,
-        source=_FolderSource(name, files, size),
-    )
-
-
-def _open_file(name: str, path: Path, prefetch: int) -> VideoReader:
-    nbytes = path.stat().st_size
-    if nbytes == 0:
-        raise VideoError(name, "expected a video file; found an empty file (0 bytes)")
-    try:
-        container = av.open(os.fspath(path), metadata_errors="ignore")
-    except Exception as e:
-        found = "a text file" if _looks_like_text(path) else f"{nbytes} bytes FFmpeg cannot parse"
-        raise VideoError(
-            name, f"expected a video container (mp4, mkv, webm, avi, ...); found {found} ({e})"
-        ) from e
-    with container:
-        stream = _pick_video_stream(container)
-        if stream is None:
-            raise VideoError(name, f"expected a video stream; found {_describe_streams(container)}")
-        codec = stream.codec_context.name if stream.codec_context is not None else "unknown codec"
-        try:
-            frame = next((f for f, _ in _iter_decoded(container, stream)), None)
-        except Exception as e:
-            raise VideoError(
-                name, f"expected a decodable first frame ({codec}); decoding failed: {type(e).__name__}: {e}"
-            ) from e
-        if frame is None:
-            raise VideoError(
-                name, f"expected at least one frame in the {codec} stream; none could be decoded"
-            )
-        orientation = _orientation_from_display_matrix(_frame_display_matrix(frame))
-        width, height = int(frame.width), int(frame.height)
-        rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else None
-        hint = int(stream.frames) if stream.frames else None
-    size = (width, height) if orientation[0] else (height, width)
-    return VideoReader(
-        name,
-        fps=fps,
-        size=size,
-        num_frames_hint=hint,
-        prefetch=prefetch,
-        source=_FileSource(name, width, height, orientation),
-    )
+    return open_source(source, prefetch=prefetch, **kwargs)
 
 
 def iter_batches(reader: Iterable[Frame], size: int) -> Iterator[list[Frame]]:

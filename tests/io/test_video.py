@@ -24,7 +24,7 @@ from make_videos import (
 from PIL import Image
 
 from ifc_sdk.errors import ConfigError, VideoError
-from ifc_sdk.io import video as video_mod
+from ifc_sdk.io import decode as decode_mod
 from ifc_sdk.io.video import CorruptVideoWarning, Frame, iter_batches, open_video
 
 VIDEOS = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "videos"
@@ -270,7 +270,7 @@ def test_corrupt_packets_warn_once_or_raise(tmp_path, num_frames, gop, at, count
 
 def test_error_mid_stream_is_reraised_as_video_error(tmp_path, monkeypatch):
     path = write_video(tmp_path / "clip.mp4", num_frames=10)
-    real = video_mod._to_rgb
+    real = decode_mod._to_rgb
     calls = {"n": 0}
 
     def flaky(frame, width, height):
@@ -279,7 +279,7 @@ def test_error_mid_stream_is_reraised_as_video_error(tmp_path, monkeypatch):
             raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
         return real(frame, width, height)
 
-    monkeypatch.setattr(video_mod, "_to_rgb", flaky)
+    monkeypatch.setattr(decode_mod, "_to_rgb", flaky)
     got = []
     with open_video(path) as reader, pytest.raises(VideoError) as info:
         for frame in reader:
