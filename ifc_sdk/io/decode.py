@@ -311,10 +311,12 @@ def _open_failure(spec: AVInput, e: Exception) -> str:
         found = "a text file" if _looks_like_text(path) else f"{size} bytes FFmpeg cannot parse"
         return f"expected a video container (mp4, mkv, webm, avi, ...); found {found} ({e})"
     if isinstance(e, av.error.ExitError | TimeoutError):
-        return f"expected the {spec.kind} to answer within {spec.timeout:g} s (timeout=); it did not ({cause})"
+        what = {"url": "server", "stream": "stream", "camera": "camera"}.get(spec.kind, spec.kind)
+        return f"expected the {what} to answer within {spec.timeout:g} s (the timeout argument); it did not"
     if spec.kind == "camera":
         via = f" via {spec.format}" if spec.format else ""
         return f"expected a camera at {spec.url!r}{via}; it cannot be opened ({cause})"
     if spec.kind == "pipe":
         return f"expected a video container on stdin; FFmpeg cannot read it ({cause})"
-    return f"expected a video {spec.kind} FFmpeg can read; it cannot be opened ({cause})"
+    what = "a video at this URL" if spec.kind == "url" else "a video stream FFmpeg can read"
+    return f"expected {what}; it cannot be opened ({cause})"

@@ -80,10 +80,10 @@ def describe_source(source) -> SourceInfo:
     elif kind in ("url", "stream"):
         parsed = urlparse(name)
         stem = Path(unquote(parsed.path)).stem or parsed.hostname or kind
+    elif kind == "camera":  # "camera 0" -> camera0, /dev/video1 -> video1, video=Cam A -> Cam_A
+        stem = name.replace(" ", "") if name.startswith("camera ") else Path(name.removeprefix("video=")).name
     else:
-        stem = {"camera": "camera", "pipe": "stdin", "array": "array", "iterator": "frames"}[kind]
-        if kind == "camera":
-            stem += re.sub(r"\W+", "", name.removeprefix("camera "))
+        stem = {"pipe": "stdin", "array": "array", "iterator": "frames"}[kind]
     return SourceInfo(kind, name, re.sub(r"[^\w.-]+", "_", stem), live)
 
 
