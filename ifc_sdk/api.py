@@ -227,7 +227,9 @@ def _load_for_inference(model: str | IFC, device) -> IFC:
 
 def _check_sizes(size, output_size) -> None:
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
-        raise ConfigError(f"size must be a positive short side in pixels, None (source size) or 'auto'; got {size!r}")
+        raise ConfigError(
+            f"size must be a positive short side in pixels, None (source size) or 'auto'; got {size!r}"
+        )
     if output_size is not None:
         ok = isinstance(output_size, tuple | list) and len(output_size) == 2
         if not ok or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in output_size):

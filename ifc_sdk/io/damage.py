@@ -48,7 +48,11 @@ class DecodeReport:
     @property
     def damaged(self) -> bool:
         return bool(
-            self.frames_corrupt or self.decode_errors or self.missing or self.missing_at_end or self.stopped_by
+            self.frames_corrupt
+            or self.decode_errors
+            or self.missing
+            or self.missing_at_end
+            or self.stopped_by
         )
 
     def summary(self) -> str:

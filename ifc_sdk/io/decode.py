@@ -279,7 +279,8 @@ def _open_pass(spec: AVInput, report: DecodeReport, max_pixels: int | None) -> _
             why = f" ({report.decode_errors} packet(s) rejected)" if report.decode_errors else ""
             why += f"; reading stopped: {report.stopped_by}" if report.stopped_by else ""
             raise VideoError(
-                spec.name, f"expected a decodable first frame in the {codec} stream; none could be decoded{why}"
+                spec.name,
+                f"expected a decodable first frame in the {codec} stream; none could be decoded{why}",
             ) from p.last_error
         check_pixels(spec.name, p.first[0].height, p.first[0].width, max_pixels)
         return p

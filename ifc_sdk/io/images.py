@@ -87,7 +87,9 @@ def as_frame(item, index: int) -> np.ndarray:
     elif isinstance(item, np.ndarray) and item.ndim == 3 and item.shape[-1] != 3 and item.shape[0] == 3:
         item = item.transpose(1, 2, 0)
     if not isinstance(item, np.ndarray):
-        raise ConfigError(f"frame {index}: expected a uint8 (H, W, 3) array or (3, H, W) tensor, got {type(item).__name__}")
+        raise ConfigError(
+            f"frame {index}: expected a uint8 (H, W, 3) array or (3, H, W) tensor, got {type(item).__name__}"
+        )
     if item.ndim != 3 or item.shape[-1] != 3:
         raise ConfigError(f"frame {index}: expected an (H, W, 3) RGB frame, got shape {tuple(item.shape)}")
     if item.dtype != np.uint8:
@@ -109,7 +111,9 @@ class ArraySource:
 
     fps = None
 
-    def __init__(self, name: str, frames: Sequence | Iterator, first: np.ndarray, *, restartable: bool) -> None:
+    def __init__(
+        self, name: str, frames: Sequence | Iterator, first: np.ndarray, *, restartable: bool
+    ) -> None:
         self.name = name
         self.restartable = restartable
         self.size = (int(first.shape[0]), int(first.shape[1]))

@@ -41,7 +41,14 @@ from ifc_sdk.io.decode import AVInput, AVSource
 from ifc_sdk.io.images import ArraySource, ImageFilesSource, array_frames, as_frame, natural_key
 from ifc_sdk.io.video import DEFAULT_TIMEOUT, IMAGE_EXTENSIONS, MAX_PIXELS, VideoReader, check_policy
 
-__all__ = ["DEFAULT_TIMEOUT", "STREAM_SCHEMES", "SourceInfo", "camera_input", "describe_source", "open_source"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "STREAM_SCHEMES",
+    "SourceInfo",
+    "camera_input",
+    "describe_source",
+    "open_source",
+]
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "tcp", "udp", "srt", "rtp")
 _HTTP_SCHEMES = ("http", "https")
@@ -130,10 +137,14 @@ def _classify(source) -> tuple[str, str]:
             return "images", f"<{len(source)} images>"
         return "array", "<list of frames>"
     if isinstance(source, bytes | bytearray | dict):
-        raise ConfigError(f"expected a video source (path, URL, camera index, frames); got {type(source).__name__}")
+        raise ConfigError(
+            f"expected a video source (path, URL, camera index, frames); got {type(source).__name__}"
+        )
     if isinstance(source, Iterable):
         return "iterator", "<iterator>"
-    raise ConfigError(f"expected a video source (path, URL, camera index, frames); got {type(source).__name__}")
+    raise ConfigError(
+        f"expected a video source (path, URL, camera index, frames); got {type(source).__name__}"
+    )
 
 
 def camera_input(
@@ -171,7 +182,9 @@ def camera_input(
             found = ", ".join(repr(n) for n in names) or "none"
             raise VideoError(name, f"expected a video device with index {device}; dshow lists {found}")
         return AVInput(name, f"video={names[device]}", "camera", format="dshow", timeout=timeout)
-    raise ConfigError(f"{name}: cameras are read through v4l2, avfoundation or dshow; none exists on {platform}")
+    raise ConfigError(
+        f"{name}: cameras are read through v4l2, avfoundation or dshow; none exists on {platform}"
+    )
 
 
 def _dshow_video_devices() -> list[str]:  # pragma: no cover - Windows only
@@ -186,11 +199,14 @@ def _check_camera(spec: AVInput) -> None:
     """A missing device or an FFmpeg build without the device input: say so before FFmpeg does."""
     names = {name for entry in av.formats_available for name in entry.split(",")}
     if spec.format not in names:
-        raise VideoError(spec.name, f"expected FFmpeg's {spec.format} input for cameras; this PyAV build lacks it")
+        raise VideoError(
+            spec.name, f"expected FFmpeg's {spec.format} input for cameras; this PyAV build lacks it"
+        )
     if spec.format == "v4l2" and not os.path.exists(spec.url):
         found = sorted(glob.glob("/dev/video*"), key=natural_key)
         raise VideoError(
-            spec.name, f"expected a camera at {spec.url}; no such device (cameras found: {', '.join(found) or 'none'})"
+            spec.name,
+            f"expected a camera at {spec.url}; no such device (cameras found: {', '.join(found) or 'none'})",
         )
 
 
@@ -254,14 +270,18 @@ def _open_frames(source, kind: str, name: str, timeout, max_pixels, options):
     if kind == "pipe":
         return AVSource.open(AVInput(name, "pipe:0", "pipe", options=options), max_pixels=max_pixels)
     if kind in ("url", "stream"):
-        return AVSource.open(AVInput(name, name, kind, options=options, timeout=timeout), max_pixels=max_pixels)
+        return AVSource.open(
+            AVInput(name, name, kind, options=options, timeout=timeout), max_pixels=max_pixels
+        )
     return _open_file(source, name, max_pixels)
 
 
 def _open_file(source, name: str, max_pixels):
     path = Path(name)
     if not path.exists():
-        raise VideoError(name, "expected a video file or a folder of frame images; nothing exists at this path")
+        raise VideoError(
+            name, "expected a video file or a folder of frame images; nothing exists at this path"
+        )
     mode = path.stat().st_mode
     if stat.S_ISFIFO(mode):  # a named pipe: FFmpeg reads it once
         return AVSource.open(AVInput(name, name, "pipe"), max_pixels=max_pixels)
@@ -282,17 +302,26 @@ def _folder_images(name: str) -> list[Path]:
     )
     if not files:
         entries = sum(1 for _ in path.iterdir())
-        found = "an empty folder" if entries == 0 else f"{entries} entries, none named *{'/*'.join(IMAGE_EXTENSIONS)}"
+        found = (
+            "an empty folder"
+            if entries == 0
+            else f"{entries} entries, none named *{'/*'.join(IMAGE_EXTENSIONS)}"
+        )
         raise VideoError(name, f"expected a folder of frame images (JPEG/PNG); found {found}")
     return files
 
 
 def _glob_images(pattern: str) -> list[Path]:
     matches = [Path(p) for p in glob.glob(pattern, recursive=True)]
-    files = sorted((p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS), key=lambda p: natural_key(str(p)))
+    files = sorted(
+        (p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
+        key=lambda p: natural_key(str(p)),
+    )
     if not files:
         found = f"{len(matches)} path(s), none a JPEG/PNG file" if matches else "no path"
-        raise VideoError(pattern, f"expected the pattern to match frame images (JPEG/PNG); it matches {found}")
+        raise VideoError(
+            pattern, f"expected the pattern to match frame images (JPEG/PNG); it matches {found}"
+        )
     return files
 
 
@@ -300,5 +329,7 @@ def _image_list(paths) -> list[Path]:
     files = [Path(os.fspath(p)) for p in paths]
     for file in files:
         if not file.is_file():
-            raise VideoError(file, "expected a frame image (JPEG/PNG) from the list of paths; nothing exists here")
+            raise VideoError(
+                file, "expected a frame image (JPEG/PNG) from the list of paths; nothing exists here"
+            )
     return files

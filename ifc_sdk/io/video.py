@@ -143,7 +143,9 @@ class VideoReader:
         max_pixels: int | None = MAX_PIXELS,
     ) -> None:
         if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
-            raise ConfigError(f"prefetch: expected a positive integer (frames decoded ahead), got {prefetch!r}")
+            raise ConfigError(
+                f"prefetch: expected a positive integer (frames decoded ahead), got {prefetch!r}"
+            )
         check_policy(on_damage)
         self._source = source
         self.path = source.name
@@ -214,7 +216,8 @@ class VideoReader:
             raise VideoError(self.path, "expected an open reader; this one was closed")
         if self.live and self._passes:
             raise VideoError(
-                self.path, "expected a first pass: a live stream, pipe, camera or iterator can be read only once"
+                self.path,
+                "expected a first pass: a live stream, pipe, camera or iterator can be read only once",
             )
         self._stop_thread()  # one iteration at a time: a new one restarts from the first frame
         self._passes += 1
@@ -261,7 +264,9 @@ class VideoReader:
                     ) from err
                 if (item.missing or item.corrupt) and self.on_damage == "error":
                     what = "is missing" if item.missing else "was decoded from corrupt data"
-                    raise VideoError(self.path, f"damaged video: frame {item.index} {what} (on_damage='error')")
+                    raise VideoError(
+                        self.path, f"damaged video: frame {item.index} {what} (on_damage='error')"
+                    )
                 self.num_frames_decoded = item.index + 1
                 yield item
         finally:
@@ -297,7 +302,9 @@ def _drain(q: queue.Queue) -> None:
 
 def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """The segmenter's CPU resize (PIL bilinear), applied to one frame in the decoding thread."""
-    x = torch.from_numpy(image).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
+    with warnings.catch_warnings():  # decoded images may be read-only; the tensor is only read
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        x = torch.from_numpy(image).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
     return np.ascontiguousarray(resize_frames(x, size)[0].permute(1, 2, 0).numpy())
 
 

@@ -24,7 +24,9 @@ def lossless_ts(frames: np.ndarray, fps: int = 25) -> bytes:
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "bgr24"
         for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+            container.mux(
+                stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24"))
+            )
         container.mux(stream.encode())
     return buf.getvalue()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from make_videos import pattern, write_frame_folder, write_video
+from make_videos import write_frame_folder, write_video
 from PIL import Image
 from streams import http_server, lossless_ts, tcp_pusher
 
@@ -66,7 +66,9 @@ def test_describe_source_of_paths_on_disk(tmp_path):
     assert describe_source(f"file://{tmp_path}/x.mp4").kind == "file"
 
 
-@pytest.mark.parametrize("source", [True, b"bytes", [], {"a": 1}, 1.5, "ftp://host/clip.mp4", "hf://org/model"])
+@pytest.mark.parametrize(
+    "source", [True, b"bytes", [], {"a": 1}, 1.5, "ftp://host/clip.mp4", "hf://org/model"]
+)
 def test_unsupported_sources_are_config_errors(source):
     with pytest.raises(ConfigError):
         describe_source(source)
@@ -85,7 +87,9 @@ def test_unsupported_sources_are_config_errors(source):
 )
 def test_camera_argument_mapping(device, platform, url, fmt, options):
     spec = camera_input(device, platform=platform, timeout=3.0, list_devices=lambda: ["Cam A", "Cam B"])
-    assert spec == AVInput(f"camera {device}" if isinstance(device, int) else device, url, "camera", fmt, options, 3.0)
+    assert spec == AVInput(
+        f"camera {device}" if isinstance(device, int) else device, url, "camera", fmt, options, 3.0
+    )
     assert not spec.restartable
 
 
