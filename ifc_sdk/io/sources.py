@@ -1,23 +1,22 @@
 """One ``source`` argument for every place video comes from: `open_source` resolves it to a `VideoReader`.
 
-=====================================  ==========================================================  =========
-source                                 read as                                                     passes
-=====================================  ==========================================================  =========
-``"clip.mp4"``                         a video file FFmpeg decodes                                 any
-``"frames/"``                          a folder of JPEG/PNG frames, by name (numbers as numbers)   any
-``"frames/*.jpg"``, ``["a.png", ...]`` a glob or list of image files, in natural / given order      any
-uint8 ``(T, H, W, 3)`` array           frames in memory (tensors may be ``(T, 3, H, W)``)          any
-list / iterator / generator of frames  ``(H, W, 3)`` arrays or ``(3, H, W)`` tensors               list: any
-``"http(s)://..."``                    a video file over HTTP (FFmpeg)                             any
-``"rtsp://"``, ``rtmp``, ``tcp``,      a network stream as FFmpeg reads it                         one
-``udp``, ``srt``
-``0``, ``"/dev/video0"``               a camera: v4l2 (Linux), avfoundation (macOS), dshow         one
-                                       (Windows, ``"video=NAME"`` also accepted)
-``"-"``                                a video container piped on stdin                            one
-=====================================  ==========================================================  =========
+Read any number of times (each pass starts at the first frame):
+
+- ``"clip.mp4"``: a video file FFmpeg decodes; ``"http(s)://..."``: one over HTTP;
+- ``"frames/"``: a folder of JPEG/PNG frames ordered by name (digit runs compared as numbers);
+- ``"frames/*.jpg"`` or ``["a.png", "b.png"]``: a glob (natural order) or a list of image files (given order);
+- a uint8 ``(T, H, W, 3)`` array (a tensor may be ``(T, 3, H, W)``) or a list of ``(H, W, 3)`` arrays /
+  ``(3, H, W)`` tensors.
+
+Read once, of unknown length (``num_frames_hint`` None, ``live``):
+
+- ``"rtsp://"``, ``"rtmp://"``, ``"tcp://"``, ``"udp://"``, ``"srt://"``: a network stream as FFmpeg reads it;
+- ``0`` / ``"0"`` / ``"/dev/video0"``: a camera, through v4l2 (Linux), avfoundation (macOS) or dshow (Windows,
+  where ``"video=NAME"`` is accepted too); see `camera_input`;
+- ``"-"``: a video container piped on stdin; an iterator or generator of frames.
 
 Opening a URL, stream or camera waits at most ``timeout`` seconds (also between reads); every failure is a
-`VideoError` naming the source. Sources read once have an unknown length (``num_frames_hint`` None).
+`VideoError` naming the source, and what no source can be is a `ConfigError`.
 """
 
 from __future__ import annotations
@@ -122,6 +121,8 @@ def _classify(source) -> tuple[str, str]:
                 )
             if _V4L2_DEVICE.match(text) or text.startswith("video="):
                 return "camera", text
+            if text.isdigit() and not os.path.exists(text):  # "0" from a command line: the first camera
+                return "camera", f"camera {int(text)}"
         path = Path(text)
         if path.is_dir():
             return "folder", text
@@ -262,7 +263,7 @@ def _open_frames(source, kind: str, name: str, timeout, max_pixels, options):
     if kind == "folder":
         return ImageFilesSource(name, _folder_images(name), max_pixels)
     if kind == "camera":
-        device = int(source) if isinstance(source, int | np.integer) else source
+        device = int(source) if isinstance(source, int | np.integer) or source.isdigit() else source
         spec = camera_input(device, timeout=timeout)
         spec = AVInput(spec.name, spec.url, spec.kind, spec.format, {**spec.options, **options}, spec.timeout)
         _check_camera(spec)

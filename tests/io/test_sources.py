@@ -45,6 +45,7 @@ def _frames(n: int = 6, size: tuple[int, int] = (24, 32), seed: int = 0) -> np.n
         ("srt://host:7000", "stream", "host", True),
         ("-", "pipe", "stdin", True),
         (0, "camera", "camera0", True),
+        ("1", "camera", "camera1", True),
         (np.int64(2), "camera", "camera2", True),
         ("/dev/video1", "camera", "video1", True),
         (np.zeros((2, 4, 4, 3), np.uint8), "array", "array", False),
