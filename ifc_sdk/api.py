@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +12,17 @@ import torch
 from ifc_sdk.errors import ConfigError, VideoError
 from ifc_sdk.inference.predictor import PRECISIONS, FrameInstances, VideoSegmenter, check_window
 from ifc_sdk.inference.preprocess import resized_shape
-from ifc_sdk.io.video import DEFAULT_TIMEOUT, MAX_PIXELS, check_policy
+from ifc_sdk.io.reader import DEFAULT_TIMEOUT, MAX_PIXELS, check_policy
 from ifc_sdk.modeling.ifc import IFC
-from ifc_sdk.results import RLE, Track, VideoResult
+from ifc_sdk.results import (
+    RLE,
+    FrameKeeper,
+    Track,
+    TrackSummary,
+    VideoResult,
+    frame_instances,
+    track_summaries,
+)
 
 DEFAULT_INFERENCE = {"window": 5, "stride": 1, "size": 360}
 MAX_SIZE = 1333  # the reference's MAX_SIZE_TEST: the long side after resizing stays below it
@@ -91,7 +98,7 @@ def load_model(
         if isinstance(source, str) and "://" not in source:  # a manifest name: remember its settings
             setattr(model, _RECOMMENDED, inference_defaults(source))
     else:
-        model = load_checkpoint(Path(source), preset=preset, trusted=trusted, **overrides)
+        model = load_checkpoint(source, preset=preset, trusted=trusted, **overrides)
     return model.to(device).eval()
 
 
@@ -146,7 +153,7 @@ class VideoStream:
             for frame in self._frames:
                 if frame.index in self._missing:  # a lost frame: the segmenter saw the previous one here
                     self._missing.discard(frame.index)
-                    frame = dataclasses.replace(frame, track_ids=[], masks=[])
+                    frame = self._without_instances(frame)
                 if self.keep_masks:
                     self._timestamps.append(frame.timestamp)
                     for track_id, rle in zip(frame.track_ids, frame.masks):
@@ -158,6 +165,19 @@ class VideoStream:
             self.finished = True
         finally:
             self.close()
+
+    def _without_instances(self, frame: FrameInstances) -> FrameInstances:
+        return frame_instances(
+            frame.index,
+            [],
+            [],
+            self.segmenter.tracks,
+            self.segmenter.model.config.categories,
+            size=frame.size,
+            timestamp=frame.timestamp,
+            image=frame.image,
+            provisional=frame.provisional,
+        )
 
     def close(self) -> None:
         """Stop decoding and release the source (done for you at the end, on ``break`` and on errors)."""
@@ -174,9 +194,11 @@ class VideoStream:
         return f"{self.num_frames} frame(s) read, {done}"
 
     @property
-    def tracks(self):
-        """Track states; their class probabilities are final once the stream is exhausted."""
-        return self.segmenter.tracks
+    def tracks(self) -> list[TrackSummary]:
+        """Each track's id, label, class name and score so far (``provisional`` until the stream is exhausted)."""
+        return track_summaries(
+            self.segmenter.tracks, self.segmenter.model.config.categories, not self.finished
+        )
 
     @property
     def decode_report(self):
@@ -252,6 +274,7 @@ def segment_video(
     on_damage: str = "warn",
     timeout: float | None = DEFAULT_TIMEOUT,
     max_pixels: int | None = MAX_PIXELS,
+    keep_frames: bool = False,
 ) -> VideoResult | VideoStream:
     """Segment and track every object instance in a video, a stream or frames.
 
@@ -286,6 +309,9 @@ def segment_video(
         timeout: seconds a URL, network stream or camera may take to open and between reads (default 10;
             None waits forever).
         max_pixels: largest frame accepted, in pixels (default 8192 x 8192; None for no limit).
+        keep_frames: keep the decoded frames (``result.images``, or ``frame.image`` when streaming), so that
+            `VideoResult.plot` and `VideoResult.save_overlay` draw on them without decoding the video again
+            (they are kept at the source's size, so the segmenter, not the decoding thread, resizes them).
 
     Returns:
         A `VideoResult` (tracks, per-frame RLE masks, fps, timestamps, decode report), or a `VideoStream`.
@@ -315,15 +341,17 @@ def segment_video(
         max_pixels=max_pixels,
     )
     try:
-        if size is not None:  # the decoding thread resizes, so queued frames are small
+        if size is not None and not keep_frames:  # the decoding thread resizes: queued frames are small
             reader.resize = resized_shape(*reader.size, size, MAX_SIZE)
         segmenter = VideoSegmenter(
             model,
             window=window,
             stride=stride,
-            size=None,
+            size=size if reader.resize is None else None,
+            max_size=MAX_SIZE,
             output_size=output_size or reader.size,
             precision=precision,
+            keep_images=keep_frames,
             source=reader.path,
         )
     except BaseException:
@@ -354,6 +382,9 @@ def segment_video(
     )
     if stream:
         return video
-    for _ in video:
+    kept = FrameKeeper(video) if keep_frames else None
+    for _ in video if kept is None else kept:
         pass
-    return video.result()
+    result = video.result()
+    result.images = None if kept is None else kept.images
+    return result

@@ -62,7 +62,7 @@ def test_segment_video_equals_segment_frames_on_real_clip():
     result = ifc_sdk.segment_video(path, m, window=4, stride=2, size=96, progress=False)
     with av.open(str(path)) as c:
         frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
-    expected = m.segment_frames(frames, window=4, stride=2, size=96)
+    expected = ifc_sdk.segment_frames(m, frames, window=4, stride=2, size=96)
     assert result.num_frames == 120 and result.size == (144, 176)
     assert abs(result.fps - 29.97) < 0.01
     assert [t.frame_masks for t in result.tracks] == [t.frame_masks for t in expected.tracks]
@@ -280,7 +280,7 @@ def test_every_source_kind_gives_identical_tracks_and_masks(tmp_path, one_thread
         Image.fromarray(frame).save(tmp_path / "png" / f"{i:05d}.png")
     m = tiny_model()
     run = dict(window=3, stride=1, size=32, progress=False)  # resized in the decoding thread
-    expected = m.segment_frames(frames, window=3, stride=1, size=32)
+    expected = ifc_sdk.segment_frames(m, frames, window=3, stride=1, size=32)
     assert expected.tracks and any(t.frame_masks for t in expected.tracks)
     chw = torch.from_numpy(frames).permute(0, 3, 1, 2)
     sources = {
@@ -323,7 +323,7 @@ def test_stdin_pipe(tmp_path):
     probe = _STDIN_PROBE.format(tests=str(Path(__file__).parent))
     out = subprocess.run([sys.executable, "-c", probe], input=data, capture_output=True, check=True).stdout
     num_frames, source, masks = json.loads(out)
-    expected = tiny_model().segment_frames(frames, window=3, size=None)
+    expected = ifc_sdk.segment_frames(tiny_model(), frames, window=3, size=None)
     assert (num_frames, source) == (6, "<stdin>")
     assert masks == [
         {str(f): r["counts"].decode() for f, r in t.frame_masks.items()} for t in expected.tracks
@@ -340,7 +340,7 @@ def test_stream_interrupted_half_way_keeps_the_final_frames(one_thread):
     n = result.num_frames
     assert 5 <= n < 24 and result.decode_report.frames_decoded == n
     whole = n - result.decode_report.frames_corrupt  # the frame cut by the hang-up may be concealed
-    expected = tiny_model().segment_frames(frames[:n], window=3, size=None)
+    expected = ifc_sdk.segment_frames(tiny_model(), frames[:n], window=3, size=None)
     for got, want in zip(result.tracks, expected.tracks, strict=True):
         assert {f: r for f, r in got.frame_masks.items() if f < whole - 3} == {
             f: r for f, r in want.frame_masks.items() if f < whole - 3

@@ -21,7 +21,7 @@ import numpy as np
 
 from ifc_sdk.errors import VideoError
 from ifc_sdk.io.damage import DecodeReport, Timeline
-from ifc_sdk.io.video import Frame, check_pixels
+from ifc_sdk.io.reader import Frame, check_pixels
 
 _TEXT_SNIFF_BYTES = 4096
 

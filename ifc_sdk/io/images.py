@@ -20,7 +20,7 @@ from PIL import Image, ImageOps
 
 from ifc_sdk.errors import ConfigError, VideoError
 from ifc_sdk.io.damage import DecodeReport
-from ifc_sdk.io.video import Frame, check_pixels
+from ifc_sdk.io.reader import Frame, check_pixels
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 

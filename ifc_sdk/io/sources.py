@@ -38,7 +38,7 @@ import torch
 from ifc_sdk.errors import ConfigError, VideoError
 from ifc_sdk.io.decode import AVInput, AVSource
 from ifc_sdk.io.images import ArraySource, ImageFilesSource, array_frames, as_frame, natural_key
-from ifc_sdk.io.video import DEFAULT_TIMEOUT, IMAGE_EXTENSIONS, MAX_PIXELS, VideoReader, check_policy
+from ifc_sdk.io.reader import DEFAULT_TIMEOUT, IMAGE_EXTENSIONS, MAX_PIXELS, VideoReader, check_policy
 
 __all__ = [
     "DEFAULT_TIMEOUT",
