@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
 import torch
 
 from ifc_sdk.errors import ConfigError, VideoError
-from ifc_sdk.inference.predictor import PRECISIONS, FrameInstances, VideoSegmenter, check_window
+from ifc_sdk.inference.predictor import (
+    PRECISIONS,
+    FrameInstances,
+    VideoSegmenter,
+    check_output_size,
+    check_window,
+    positive_int,
+)
 from ifc_sdk.inference.preprocess import resized_shape
 from ifc_sdk.io.reader import DEFAULT_TIMEOUT, MAX_PIXELS, check_policy
 from ifc_sdk.modeling.ifc import IFC
@@ -247,19 +254,8 @@ def _load_for_inference(model: str | IFC, device) -> IFC:
     return load_model(model, device=device)
 
 
-def _check_sizes(size, output_size) -> None:
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
-        raise ConfigError(
-            f"size must be a positive short side in pixels, None (source size) or 'auto'; got {size!r}"
-        )
-    if output_size is not None:
-        ok = isinstance(output_size, tuple | list) and len(output_size) == 2
-        if not ok or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in output_size):
-            raise ConfigError(f"output_size must be (height, width) in positive pixels, got {output_size!r}")
-
-
 def segment_video(
-    source,
+    source: str | os.PathLike | int | Iterable,
     model: str | IFC = "r50",
     *,
     window: int | None = None,
@@ -326,8 +322,10 @@ def segment_video(
     window = defaults["window"] if window is None else window
     stride = defaults["stride"] if stride is None else stride
     size = defaults["size"] if isinstance(size, str) and size == "auto" else size
-    check_window(window, stride)
-    _check_sizes(size, output_size)
+    window, stride = check_window(window, stride)
+    if size is not None:
+        size = positive_int(size, "size", "number of pixels (the short side), None or 'auto'")
+    output_size = check_output_size(output_size)
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     check_policy(on_damage)

@@ -24,6 +24,7 @@ from ifc_sdk.io.damage import DecodeReport, Timeline
 from ifc_sdk.io.reader import Frame, check_pixels
 
 _TEXT_SNIFF_BYTES = 4096
+_FRAME_THREADS_MAX_PIXELS = 3840 * 2160
 
 # An orientation is (transpose, flip_rows, flip_cols), applied in that order to an (H, W, C) array.
 _Orientation = tuple[bool, bool, bool]
@@ -267,7 +268,9 @@ def _open_pass(spec: AVInput, report: DecodeReport, max_pixels: int | None) -> _
         ctx = stream.codec_context
         if ctx is not None and ctx.width and ctx.height:
             check_pixels(spec.name, ctx.height, ctx.width, max_pixels)
-        stream.thread_type = "AUTO"
+        # Frame threading holds a frame per thread: above 4K UHD that is ~100 MB each, so use slices there.
+        large = ctx is not None and ctx.width * ctx.height > _FRAME_THREADS_MAX_PIXELS
+        stream.thread_type = "SLICE" if large else "AUTO"
         p = _Pass(container, stream, Timeline(_tick(stream)), report)
         p.decoded = _decode(p)
         try:

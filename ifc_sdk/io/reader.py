@@ -99,6 +99,7 @@ def check_pixels(name: str, height: int, width: int, max_pixels: int | None) -> 
 
 
 def check_policy(on_damage: str) -> None:
+    """`ConfigError` unless ``on_damage`` is one of `DAMAGE_POLICIES`."""
     if on_damage not in DAMAGE_POLICIES:
         raise ConfigError(f"on_damage must be one of {list(DAMAGE_POLICIES)}, got {on_damage!r}")
 
@@ -123,7 +124,7 @@ class VideoReader:
     cameras and iterators only once. Use it as a context manager (or call `close`) to stop the thread early.
 
     Attributes:
-        path: the source's name: its path or URL, ``"-"`` for stdin, ``"camera 0"``, ``"<array>"``, ...
+        path: the source's name: its path or URL, ``"<stdin>"``, ``"camera 0"``, ``"<array>"``, ...
         fps: average frame rate, None when unknown (images, arrays).
         size: ``(height, width)`` of the frames as displayed (after rotation metadata).
         num_frames_hint: frame count from the container header (or the number of images), None when absent;

@@ -73,7 +73,7 @@ class SourceInfo:
     live: bool
 
 
-def describe_source(source) -> SourceInfo:
+def describe_source(source: str | os.PathLike | int | Iterable) -> SourceInfo:
     """Classify ``source`` as `open_source` would, without opening it; `ConfigError` for what it refuses."""
     kind, name = _classify(source)
     live = kind in ("stream", "camera", "pipe", "iterator")
@@ -212,7 +212,7 @@ def _check_camera(spec: AVInput) -> None:
 
 
 def open_source(
-    source,
+    source: str | os.PathLike | int | Iterable,
     *,
     prefetch: int = 16,
     timeout: float | None = DEFAULT_TIMEOUT,
