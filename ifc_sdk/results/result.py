@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 import numpy as np
 
@@ -49,6 +49,8 @@ class VideoResult:
         categories: class names indexed by 0-based label, or None.
         score_threshold: the minimum track score kept by `filter`, None for an unfiltered result.
         images: the input frames, uint8 ``(H, W, 3)`` RGB, when segmented with ``keep_frames=True``.
+        decode_report: what decoding the source found (`ifc_sdk.io.damage.DecodeReport`: frames expected,
+            decoded, flagged corrupt, missing), None for frames given to `segment_frames`.
     """
 
     tracks: list[Track]
@@ -60,6 +62,7 @@ class VideoResult:
     categories: Sequence[str] | None = None
     score_threshold: float | None = None
     images: list[np.ndarray] | None = field(default=None, repr=False)
+    decode_report: Any = field(default=None, repr=False)
 
     def __iter__(self) -> Iterator[Track]:
         return iter(self.tracks)
