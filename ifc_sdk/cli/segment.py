@@ -1,29 +1,29 @@
-"""``ifc-sdk segment``: segment videos or frame folders and write results, optionally an overlay video.
+"""``ifc-sdk segment``: segment videos, streams or cameras and write results, optionally an overlay video.
 
 Each source gets its own folder ``OUT/<name>/`` (names made unique: ``clip``, ``clip-2``, ...). Writing there
 touches only the files this command writes; temporaries a killed run left beside them are removed. A source
-that fails is reported and the others still run; the exit code is 1 if any failed.
+that fails is reported and the others still run; the exit code is 1 if any failed. Ctrl-C stops reading the
+current source, writes what was read and ends (exit code 130).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
-import re
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlparse
 
 from ifc_sdk.errors import IFCError, OutputError
 
 DEFAULT_FORMATS = ("ytvis",)
 SUMMARY_NAME = "summary.json"
 OVERLAY_NAME = "overlay.mp4"
-# The overlay reuses the decoded frames when they fit in this much memory; otherwise the source is decoded again.
+# The overlay reuses the frames kept while segmenting up to this much memory; past it the source is read again.
 KEEP_FRAMES_BYTES = 2 << 30
 
 
@@ -62,12 +62,14 @@ def resolve_inference_arguments(args: argparse.Namespace) -> None:
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "segment",
-        help="segment and track the instances in videos",
-        description="Segment and track every object instance in each video (a video file or a folder of "
-        "frames) and write the results to OUT/<name>/ (names made unique). Window, stride and size default "
-        "to the model's recommended settings.",
+        help="segment and track the instances in videos, streams and cameras",
+        description="Segment and track every object instance in each source and write the results to "
+        "OUT/<name>/ (names made unique). A source is a video file, a folder of frames, a glob "
+        "('frames/*.jpg', quoted), an http(s):// URL, a network stream (rtsp://, rtmp://, tcp://, udp://, "
+        "srt://), a camera (0, /dev/video0) or - for a video piped on stdin. Ctrl-C stops reading and writes "
+        "the frames read so far. Window, stride and size default to the model's recommended settings.",
     )
-    p.add_argument("sources", nargs="+", metavar="VIDEO_OR_DIR")
+    p.add_argument("sources", nargs="+", metavar="SOURCE")
     add_inference_arguments(p)
     p.add_argument("--out", type=Path, default=Path("ifc_output"), help="output folder (default: ifc_output)")
     p.add_argument(
@@ -91,32 +93,13 @@ def register(subparsers) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- names
-def source_name(source: str) -> str:
-    """A folder name for a source: a file's stem, a folder's name, ``stdin`` for ``-``, ``camera0`` for a
-    camera index, the last path part of a URL, the folder of a glob; safe characters only."""
-    text = str(source).rstrip("/\\")
-    if text == "-":
-        return "stdin"
-    if text.isdigit():
-        return f"camera{text}"
-    if "://" in text:
-        url = urlparse(text)
-        text = url.path.rstrip("/") or url.netloc
-    elif any(c in text for c in "*?["):
-        text = re.split(r"[*?\[]", text)[0].rstrip("/\\") or "frames"
-    path = Path(text)
-    name = path.stem if path.suffix else path.name
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".")
-    return name or "video"
-
-
-def unique_names(sources: list[str]) -> list[str]:
-    """One output name per source, ``clip``, ``clip-2``, ... where names collide (case-insensitively, so
-    folders stay distinct on case-insensitive file systems)."""
+def unique_names(stems: list[str]) -> list[str]:
+    """One output folder name per source stem: ``clip``, ``clip-2``, ... where stems collide (compared
+    case-insensitively, so folders stay distinct on case-insensitive file systems)."""
     taken: set[str] = set()
     out = []
-    for source in sources:
-        base = name = source_name(source)
+    for stem in stems:
+        base = name = stem.lstrip(".") or "video"
         n = 1
         while name.casefold() in taken:
             n += 1
@@ -140,22 +123,11 @@ def check_writable(folder: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- one video
-def frames_fit_in_memory(source: str, budget: int = KEEP_FRAMES_BYTES) -> bool:
-    """Whether a file or folder source's decoded frames (from the container's frame count) fit ``budget``
-    bytes; True when unknown, or for a source that cannot be read twice anyway."""
-    from ifc_sdk.io.video import open_video
-
-    if not Path(source).exists():
-        return True
-    with open_video(source) as reader:
-        if reader.num_frames_hint is None:
-            return True
-        height, width = reader.size
-        return reader.num_frames_hint * height * width * 3 <= budget
-
-
-def segment_one(source: str, model, args: argparse.Namespace, out_dir: Path) -> tuple[dict, dict[str, Path]]:
-    """Segment one source and write its outputs into ``out_dir``; returns its summary and what was written.
+def segment_one(
+    source: str, info, model, args: argparse.Namespace, out_dir: Path
+) -> tuple[dict, dict[str, Path], bool]:
+    """Segment one source and write its outputs into ``out_dir``; returns its summary, what was written and
+    whether Ctrl-C stopped it (the frames read until then are written).
 
     Everything is written into a staging folder first and moved into ``out_dir`` at the end, so a failure
     (disk full, a broken video) leaves ``out_dir`` as it was.
@@ -163,12 +135,12 @@ def segment_one(source: str, model, args: argparse.Namespace, out_dir: Path) -> 
     from ifc_sdk.api import segment_video
     from ifc_sdk.io.atomic import atomic_write_text, staging_dir
     from ifc_sdk.io.export import FILE_NAMES, export, publish, sweep_outputs
+    from ifc_sdk.results import FrameKeeper
 
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(out_dir, "the output folder for this video is an existing file, not a folder")
-    keep = args.overlay and frames_fit_in_memory(source)
     start = time.perf_counter()
-    result = segment_video(
+    stream = segment_video(
         source,
         model,
         window=args.window,
@@ -176,8 +148,20 @@ def segment_one(source: str, model, args: argparse.Namespace, out_dir: Path) -> 
         size=args.size or None,
         precision=args.precision,
         progress=not args.quiet,
-        keep_frames=keep,
+        stream=True,
+        keep_masks=True,
+        keep_frames=args.overlay,
     )
+    # The overlay draws on the frames kept while segmenting, up to a memory budget (then: decoded again).
+    frames = FrameKeeper(stream, max_bytes=KEEP_FRAMES_BYTES) if args.overlay else stream
+    interrupted = False
+    try:
+        for _ in frames:
+            pass
+    except KeyboardInterrupt:  # stop reading; every frame released so far is final and gets written
+        interrupted = True
+    result = stream.result(partial=interrupted)
+    result.images = frames.images if args.overlay else None
     seconds = time.perf_counter() - start
     result = result.filter(args.score_threshold)
     sweep_outputs(out_dir.parent, [out_dir.name])  # a killed run's staging folder for this video
@@ -185,10 +169,17 @@ def segment_one(source: str, model, args: argparse.Namespace, out_dir: Path) -> 
     with staging_dir(out_dir) as staged:
         try:
             written = export(result, staged, args.formats or DEFAULT_FORMATS)
+            notes = []
             if args.overlay:
-                written["overlay"] = write_overlay(result, source, staged / OVERLAY_NAME)
+                overlay = write_overlay(result, source, info, staged / OVERLAY_NAME)
+                if overlay is None:
+                    notes.append(
+                        "no overlay: the frames outgrew memory and a live source cannot be read twice"
+                    )
+                else:
+                    written["overlay"] = overlay
             written["summary"] = staged / SUMMARY_NAME
-            summary = summarize(source, result, seconds, args)
+            summary = summarize(source, result, seconds, args, interrupted, notes)
             summary["files"] = {kind: str(out_dir / path.name) for kind, path in written.items()}
             atomic_write_text(written["summary"], json.dumps(summary, indent=2) + "\n")
         except OutputError as exc:  # name the file the user asked for, not its staging copy
@@ -197,22 +188,28 @@ def segment_one(source: str, model, args: argparse.Namespace, out_dir: Path) -> 
             final = out_dir / Path(exc.path).relative_to(staged)
             raise OutputError(final, str(exc)[len(exc.path) + 2 :], exc.cause) from exc
         written = publish(written, out_dir)
-    return summary, written
+    return summary, written, interrupted
 
 
-def write_overlay(result, source: str, path: Path) -> Path:
-    """The overlay video, drawn on the frames kept while segmenting, else on the source decoded again."""
-    from ifc_sdk.io.video import open_video
+def write_overlay(result, source: str, info, path: Path) -> Path | None:
+    """The overlay video, drawn on the frames kept while segmenting, else on the source read again (its first
+    ``result.num_frames`` frames); None for a live source whose frames were not kept."""
+    from ifc_sdk.io.sources import open_source
 
     if result.images is not None:
         return result.save_overlay(path)
-    with open_video(source) as reader:
-        return result.save_overlay(path, reader)
+    if info.live:
+        return None
+    with open_source(source) as reader:
+        return result.save_overlay(path, itertools.islice(reader, result.num_frames))
 
 
-def summarize(source: str, result, seconds: float, args: argparse.Namespace) -> dict:
-    """What a run produced: settings, frames, speed and the tracks kept (highest score first)."""
+def summarize(
+    source: str, result, seconds: float, args: argparse.Namespace, interrupted: bool = False, notes=()
+) -> dict:
+    """What a run produced: settings, frames, speed, damage and the tracks kept (highest score first)."""
     tracks = sorted(result.tracks, key=lambda t: (-t.score, t.id))
+    report = result.decode_report
     return {
         "source": str(source),
         "model": str(args.model),
@@ -228,13 +225,16 @@ def summarize(source: str, result, seconds: float, args: argparse.Namespace) -> 
         "width": int(result.size[1]),
         "seconds": round(seconds, 3),
         "fps": round(result.num_frames / seconds, 3) if seconds > 0 else None,
+        "interrupted": interrupted,
+        "damage": report.summary() if report is not None and report.damaged else None,
+        "notes": list(notes),
         "tracks": [
             {
                 "id": t.id,
                 "label": t.label,
                 "name": t.label_name,
                 "score": round(t.score, 4),
-                "frames": int(len(t.frame_masks)),
+                "frames": len(t.frame_masks),
             }
             for t in tracks
         ],
@@ -253,6 +253,11 @@ def summary_lines(summary: dict, out_dir: Path) -> list[str]:
         + (f" ({top}{f', +{more} more' if more > 0 else ''})" if top else "")
         + f", {summary['seconds']:.1f} s ({fps} FPS)"
     ]
+    if summary["interrupted"]:
+        lines.append("  interrupted: the frames read until Ctrl-C are written")
+    if summary["damage"]:
+        lines.append(f"  damaged: {summary['damage']}")
+    lines += [f"  note: {note}" for note in summary["notes"]]
     lines += [f"  {kind}: {path}" for kind, path in summary["files"].items()]
     return lines
 
@@ -262,33 +267,49 @@ def run(args: argparse.Namespace) -> int:
     from ifc_sdk.api import load_model
     from ifc_sdk.inference.predictor import check_window
     from ifc_sdk.io.atomic import ensure_dir
+    from ifc_sdk.io.sources import describe_source
     from ifc_sdk.results.result import check_probability
 
     resolve_inference_arguments(args)
     check_window(args.window, args.stride)
     args.score_threshold = check_probability(args.score_threshold, "--score-threshold")
     check_writable(ensure_dir(args.out))  # a file there, or a read-only folder, fails before any work
-    plan = list(zip(args.sources, (args.out / name for name in unique_names(args.sources)), strict=True))
-    for source, out_dir in plan:
-        print(f"{source} -> {out_dir}")
-    model = load_model(args.model, device=args.device)
     failures: list[tuple[str, str]] = []
-    start = time.perf_counter()
-    for source, out_dir in plan:
+    described = []
+    for source in args.sources:
         try:
-            summary, _ = segment_one(source, model, args, out_dir)
+            described.append((source, describe_source(source)))
+        except IFCError as exc:  # not a source at all: reported with the other failures
+            failures.append((source, str(exc)))
+    names = unique_names([info.stem for _, info in described])
+    plan = [(source, info, args.out / name) for (source, info), name in zip(described, names, strict=True)]
+    for source, _, out_dir in plan:
+        print(f"{source} -> {out_dir}")
+    model = load_model(args.model, device=args.device) if plan else None
+    start = time.perf_counter()
+    done = 0
+    interrupted = False
+    for source, info, out_dir in plan:
+        try:
+            summary, _, interrupted = segment_one(source, info, model, args, out_dir)
         except Exception as exc:  # noqa: BLE001 - one failing video must not stop the others
             message = str(exc) if isinstance(exc, (IFCError, OSError)) else f"{type(exc).__name__}: {exc}"
             failures.append((source, message))
             print(f"ifc-sdk segment: error: {source}: {message}", file=sys.stderr)
             continue
+        done += 1
         print("\n".join(summary_lines(summary, out_dir)))
-    done = len(plan) - len(failures)
+        if interrupted:
+            break
+    total = len(args.sources)
     print(
-        f"{done}/{len(plan)} video(s) segmented in {time.perf_counter() - start:.1f} s; results under {args.out}"
+        f"{done}/{total} video(s) segmented in {time.perf_counter() - start:.1f} s; results under {args.out}"
     )
     if failures:
-        print(f"ifc-sdk segment: {len(failures)} of {len(plan)} failed:", file=sys.stderr)
+        print(f"ifc-sdk segment: {len(failures)} of {total} failed:", file=sys.stderr)
         for source, message in failures:
             print(f"  {source}: {message}", file=sys.stderr)
+    if interrupted:
+        print("interrupted", file=sys.stderr)
+        return 130
     return 1 if failures else 0

@@ -19,8 +19,39 @@ from results_sample import H, T, W, count_decodes, sample_result, write_lossless
 import ifc_sdk.api
 from ifc_sdk.cli import main
 from ifc_sdk.cli.demo import EXAMPLE_VIDEO
-from ifc_sdk.cli.segment import source_name, unique_names
+from ifc_sdk.cli.segment import unique_names
 from ifc_sdk.errors import VideoError
+from ifc_sdk.results import FrameInstances
+
+
+def _first_frames(result, count: int):
+    """``result`` cut to its first ``count`` frames (what a stream stopped there gives)."""
+    result.num_frames = count
+    result.timestamps = result.timestamps[:count]
+    for track in result.tracks:
+        track.num_frames = count
+        track.frame_masks = {f: rle for f, rle in track.frame_masks.items() if f < count}
+    return result
+
+
+class FakeStream:
+    """`VideoStream` stand-in over `sample_result`: frames ``0..T-1`` (with images when frames are kept);
+    a source named ``ctrl-c*`` is interrupted after 2 frames."""
+
+    def __init__(self, source: str, keep_frames: bool) -> None:
+        self.source, self.keep_frames, self.count = source, keep_frames, 0
+
+    def __iter__(self):
+        for index in range(T):
+            if Path(self.source).name.startswith("ctrl-c") and index == 2:
+                raise KeyboardInterrupt
+            self.count += 1
+            image = np.full((H, W, 3), 100, np.uint8) if self.keep_frames else None
+            yield FrameInstances(index, [], [], image=image)
+
+    def result(self, *, partial: bool = False):
+        assert partial == (self.count < T)
+        return _first_frames(sample_result(source=self.source), self.count)
 
 
 @pytest.fixture
@@ -32,8 +63,8 @@ def fake_segment(monkeypatch):
         calls.append((str(source), kwargs))
         if Path(source).name.startswith("bad"):
             raise VideoError(source, "expected a video container; found 12 bytes FFmpeg cannot parse")
-        images = [np.full((H, W, 3), 100, np.uint8) for _ in range(T)] if kwargs.get("keep_frames") else None
-        return sample_result(source=str(source), images=images)
+        assert kwargs["stream"] and kwargs["keep_masks"]
+        return FakeStream(str(source), kwargs["keep_frames"])
 
     monkeypatch.setattr(ifc_sdk.api, "segment_video", segment_video)
     monkeypatch.setattr(ifc_sdk.api, "load_model", lambda name, device=None: f"model {name}")
@@ -47,19 +78,56 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def test_names_are_unique_and_readable():
-    assert unique_names(["a/clip.mp4", "b/clip.mp4", "c/CLIP.mkv", "frames/"]) == [
+    assert unique_names(["clip", "clip", "CLIP", "frames", ".hidden", ""]) == [
         "clip",
         "clip-2",
         "CLIP-3",
         "frames",
-    ]
-    assert [source_name(s) for s in ("-", "0", "rtsp://cam.local:554/live/front", "shots/*.jpg", "..")] == [
-        "stdin",
-        "camera0",
-        "front",
-        "shots",
+        "hidden",
         "video",
     ]
+
+
+def test_every_source_kind_gets_a_folder(tmp_path, capsys, fake_segment):
+    sources = [
+        "0",
+        "/dev/video2",
+        "rtsp://cam.local:554/live/front",
+        "https://host/v/walk.mp4?x=1",
+        "-",
+        "shots/*.jpg",
+    ]
+    code, stdout, _ = run_cli(capsys, *sources, "--model", "shapes-demo", "--out", str(tmp_path))
+    assert code == 0 and [call[0] for call in fake_segment] == sources
+    names = ["camera0", "video2", "front", "walk", "stdin", "shots"]
+    for source, name in zip(sources, names, strict=True):
+        assert f"{source} -> {tmp_path / name}" in stdout
+        assert json.loads((tmp_path / name / "summary.json").read_text())["source"] == source
+
+
+def test_ctrl_c_writes_the_frames_read_and_stops(tmp_path, capsys, fake_segment):
+    code, stdout, stderr = run_cli(
+        capsys,
+        "ctrl-c.mp4",
+        "next.mp4",
+        "--model",
+        "shapes-demo",
+        "--out",
+        str(tmp_path),
+        "--format",
+        "coco",
+        "--overlay",
+    )
+    assert code == 130 and [call[0] for call in fake_segment] == ["ctrl-c.mp4"]
+    summary = json.loads((tmp_path / "ctrl-c" / "summary.json").read_text())
+    assert summary["interrupted"] and summary["frames"] == 2
+    coco = json.loads((tmp_path / "ctrl-c" / "coco_rle.json").read_text())
+    assert coco["num_frames"] == 2 and len(coco["frames"]) == 2
+    with av.open(str(tmp_path / "ctrl-c" / "overlay.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 2
+    assert "interrupted: the frames read until Ctrl-C are written" in stdout
+    assert "1/2 video(s) segmented" in stdout and stderr.strip().endswith("interrupted")
+    assert not (tmp_path / "next").exists()
 
 
 def test_same_stem_goes_to_distinct_folders_and_says_where(tmp_path, capsys, fake_segment):
@@ -266,3 +334,34 @@ def test_real_run_decodes_each_video_once_and_draws_the_overlay_from_kept_frames
         assert summary["settings"]["size"] == 160 and summary["frames"] == 5 and summary["tracks"]
         with video.open_video(out / name / "overlay.mp4") as reader:
             assert len(list(reader)) == 5
+
+
+def test_real_glob_source_and_a_model_folder(tmp_path, capsys):
+    from PIL import Image
+    from tiny import tiny_model
+
+    from ifc_sdk.checkpoint import save_pretrained
+
+    model_dir = save_pretrained(tiny_model(), tmp_path / "model")
+    frames = np.random.default_rng(0).integers(0, 255, (4, 32, 40, 3), dtype=np.uint8)
+    (tmp_path / "shots").mkdir()
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(tmp_path / "shots" / f"{i}.png")
+    (tmp_path / "shots" / "notes.txt").write_text("not a frame")
+    pattern = str(tmp_path / "shots" / "*.png")
+    code, stdout, stderr = run_cli(
+        capsys, pattern, "--model", str(model_dir), "--size", "0", "--window", "2", "--out", str(tmp_path / "D"),
+        "--device", "cpu", "--format", "coco",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert f"{pattern} -> {tmp_path / 'D' / 'shots'}" in stdout
+    coco = json.loads((tmp_path / "D" / "shots" / "coco_rle.json").read_text())
+    assert coco["num_frames"] == 4 and coco["size"] == [32, 40]
+    summary = json.loads((tmp_path / "D" / "shots" / "summary.json").read_text())
+    assert summary["settings"] == {
+        "window": 2,
+        "stride": 1,
+        "size": None,
+        "precision": "fp32",
+        "score_threshold": 0.0,
+    }
