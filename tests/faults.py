@@ -49,6 +49,4 @@ class FullDiskFile:
 
 def full_disk_open(monkeypatch, module: ModuleType, capacity: int = 0) -> None:
     """Files that ``module`` opens with ``open`` from now on are on a disk with ``capacity`` bytes free."""
-    monkeypatch.setattr(
-        module, "open", functools.partial(FullDiskFile, capacity=capacity), raising=False
-    )
+    monkeypatch.setattr(module, "open", functools.partial(FullDiskFile, capacity=capacity), raising=False)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import require
-from reference import REFERENCE, assert_matches_reference, meta, run_video
+from reference import REFERENCE, assert_matches_reference, run_video
 
 from ifc_sdk.checkpoint import load_reference_checkpoint
 from ifc_sdk.modeling import kernels
