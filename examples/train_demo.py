@@ -181,7 +181,7 @@ def main() -> None:
     t0 = time.time()
     metrics, _ = evaluate_model(model, heldout, window=TEST_WINDOW, stride=TEST_STRIDE, size=TEST_SIZE)
     eval_seconds = time.time() - t0
-    save_pretrained(model, args.out)
+    save_pretrained(model, args.out, overwrite=True)  # replaces the bundled demo model on purpose
     size_mb = (args.out / "model.safetensors").stat().st_size / 1e6
     summary = {
         "AP": round(metrics["AP"], 4),

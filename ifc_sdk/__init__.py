@@ -17,7 +17,7 @@ from ifc_sdk.errors import (
     VideoError,
     WeightsError,
 )
-from ifc_sdk.inference.predictor import FrameInstances
+from ifc_sdk.inference.predictor import FrameInstances, segment_frames
 from ifc_sdk.modeling import IFC, IFCConfig, build_ifc, ifc_r50, ifc_r101
 from ifc_sdk.results import Prediction, Track, VideoResult
 from ifc_sdk.weights import list_models
@@ -47,5 +47,6 @@ __all__ = [
     "list_models",
     "load_model",
     "save_pretrained",
+    "segment_frames",
     "segment_video",
 ]

@@ -54,14 +54,16 @@ def unpack_masks(packed: torch.Tensor, width: int) -> np.ndarray:
     return np.unpackbits(packed.numpy(), axis=-1, bitorder="big")[..., :width].astype(bool)
 
 
-def run_video(name: str, run: str, segment=None, **kwargs):
-    """Segment the fixture video of ``name`` with the window/stride of ``run`` at the reference's size;
-    ``segment`` defaults to the cached reference model's ``segment_frames``."""
+def run_video(name: str, run: str, m=None, **kwargs):
+    """Segment the fixture video of ``name`` with the window/stride of ``run`` at the reference's size, with
+    `segment_frames` and the model ``m`` (default: the cached reference model)."""
+    from ifc_sdk.inference.predictor import segment_frames
+
     info = meta()["models"][name]
     spec = info["video_runs"][run]
-    segment = segment or model(name).segment_frames
     height, width = info["video"]["height"], info["video"]["width"]
-    return segment(
+    return segment_frames(
+        m if m is not None else model(name),
         rgb_frames(name),
         window=spec["window_T"],
         stride=spec["clip_stride"],

@@ -1,10 +1,11 @@
 """Windowed video inference: frames in, per-frame instance masks out, streaming.
 
-`VideoSegmenter` pulls frames one window at a time, runs the backbone once per frame (keeping its features
-only while a later window still needs them), runs the transformer and heads per window, tracks instances with
-`ClipTracker` and releases each frame as soon as no later window can change it. Its decisions equal the
-reference's video path; only what a later window can still use is held, so memory does not grow with the
-video's length.
+`VideoSegmenter` pulls frames one window at a time, computes each frame's states once (the `ClipModel`'s
+per-frame part: backbone and per-frame layers, kept only while a later window still needs them), runs the
+model's per-window heads, tracks instances with `ClipTracker` and releases each frame as soon as no later
+window can change it. Its decisions equal the reference's video path; only what a later window can still use
+is held, so memory does not grow with the video's length. It talks to the model only through the `ClipModel`
+protocol (`ifc_sdk.inference.clip_model`): an exported graph runs through the same loop as the PyTorch `IFC`.
 
 Windows follow the reference: a window of ``window`` frames starts every ``stride`` frames; the window that
 reaches the last frame is shifted back to end there and is the last one.
@@ -14,19 +15,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ifc_sdk.errors import ConfigError, VideoError
+from ifc_sdk.inference.clip_model import ClipModel, EagerClipModel, as_clip_model
 from ifc_sdk.inference.preprocess import resize_frames, resized_shape, to_tensor
 from ifc_sdk.inference.rle import encode_masks_torch
 from ifc_sdk.inference.tracker import ClipTracker
 from ifc_sdk.modeling import kernels
 from ifc_sdk.modeling.ifc import IFC
-from ifc_sdk.results import RLE, Track, VideoResult, encode_masks
+from ifc_sdk.results import RLE, FrameInstances, Track, VideoResult, encode_masks, frame_instances
 
 # Frames per backbone batch by device type (VideoSegmenter's ``batch_frames``).
 BATCH_FRAMES = {"cpu": 2, "default": 16}
@@ -34,36 +35,44 @@ BATCH_FRAMES = {"cpu": 2, "default": 16}
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-@dataclass
-class FrameInstances:
-    """Final masks of one frame, released while the video is still being processed.
-
-    ``track_ids[i]`` owns ``masks[i]`` (a COCO RLE at the output size). Track class scores are only final at
-    the end of the video: read them from `VideoSegmenter.tracks` then.
-    """
-
-    index: int
-    track_ids: list[int]
-    masks: list[RLE]
-    timestamp: float | None = None
-    image: np.ndarray | None = field(default=None, repr=False)
+def positive_int(value: object, name: str, unit: str) -> int:
+    """``value`` as an int if it is a positive integer (Python or numpy; a bool is not a number), else
+    ConfigError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ConfigError(f"{name} must be a positive {unit}, got {value!r}")
+    return int(value)
 
 
-def check_window(window: int, stride: int) -> None:
-    """Validate window/stride before any work starts."""
-    if not isinstance(window, int) or window <= 0:
-        raise ConfigError(f"window must be a positive number of frames, got {window!r}")
-    if not isinstance(stride, int) or stride <= 0:
-        raise ConfigError(f"stride must be a positive number of frames, got {stride!r}")
+def check_window(window: int, stride: int) -> tuple[int, int]:
+    """Validate window/stride before any work starts; returns them as ints."""
+    window = positive_int(window, "window", "number of frames")
+    stride = positive_int(stride, "stride", "number of frames")
     if stride > window:
         raise ConfigError(f"stride ({stride}) must not exceed window ({window}): frames would be skipped")
+    return window, stride
+
+
+def check_output_size(output_size: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Validate ``(height, width)`` of the masks (or None) before any work starts; returns ints."""
+    if output_size is None:
+        return None
+    try:
+        height, width = output_size
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"output_size must be (height, width) in pixels or None, got {output_size!r}"
+        ) from None
+    return (
+        positive_int(height, "output_size's height", "number of pixels"),
+        positive_int(width, "output_size's width", "number of pixels"),
+    )
 
 
 class VideoSegmenter:
     """Streaming IFC inference over a sequence of RGB frames.
 
     Args:
-        model: an `IFC` (its device is used).
+        model: an `IFC` (run through `EagerClipModel`) or any `ClipModel`; its device is used.
         window: frames per window (the reference's ``SAMPLING_FRAME_NUM``).
         stride: frames between window starts (``CLIP_STRIDE``).
         size: short side frames are resized to (long side <= ``max_size``); None keeps them as they are.
@@ -71,17 +80,18 @@ class VideoSegmenter:
         precision: "fp32", "bf16" or "fp16" (autocast; tracking always runs in fp32).
         keep_images: attach each input frame to its `FrameInstances` (e.g. to draw an overlay).
         source: the video's name, for error messages.
-        batch_frames: frames per backbone batch (default: 2 on the CPU, where small activations are reused by
-            the allocator instead of being page-faulted in afresh, 16 elsewhere); batches of one frame are
-            avoided. On the CPU the per-frame parts of each window's heads run on as many frames at a time.
+        batch_frames: frames per `ClipModel.frame_states` batch (default: 2 on the CPU, where small
+            activations are reused by the allocator instead of being page-faulted in afresh, 16 elsewhere);
+            batches of one frame are avoided. For an `IFC` on the CPU the per-frame parts of each window's
+            heads run on as many frames at a time.
 
-    On CUDA the backbone runs in channels_last (NHWC) with FrozenBN folded into the convolutions (set
-    ``model.backbone.channels_last = False`` to keep NCHW); the CPU path is the reference's computation.
+    For an `IFC` on CUDA the backbone runs in channels_last (NHWC) with FrozenBN folded into the convolutions
+    (see `EagerClipModel`); the CPU path is the reference's computation.
     """
 
     def __init__(
         self,
-        model: IFC,
+        model: IFC | ClipModel,
         *,
         window: int,
         stride: int = 1,
@@ -93,29 +103,28 @@ class VideoSegmenter:
         source: str | None = None,
         batch_frames: int | None = None,
     ) -> None:
-        check_window(window, stride)
-        if batch_frames is not None and (not isinstance(batch_frames, int) or batch_frames < 1):
-            raise ConfigError(f"batch_frames must be a positive number of frames, got {batch_frames!r}")
+        self.window, self.stride = check_window(window, stride)
+        if batch_frames is not None:
+            batch_frames = positive_int(batch_frames, "batch_frames", "number of frames")
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
-        if size is not None and size <= 0:
-            raise ConfigError(f"size must be a positive short side in pixels or None, got {size!r}")
-        self.model = model
-        self.window, self.stride = window, stride
-        self.size, self.max_size = size, max_size
-        self.output_size = None if output_size is None else (int(output_size[0]), int(output_size[1]))
+        if size is not None:
+            size = positive_int(size, "size", "number of pixels (the short side) or None")
+        self.size = size
+        self.max_size = positive_int(max_size, "max_size", "number of pixels (the long side)")
+        self.output_size = check_output_size(output_size)
         self.precision = precision
         self.keep_images = keep_images
         self.source = source
+        self.model = as_clip_model(model)
+        device = self.model.device
         if batch_frames is None:
-            batch_frames = BATCH_FRAMES.get(model.device.type, BATCH_FRAMES["default"])
+            batch_frames = BATCH_FRAMES.get(device.type, BATCH_FRAMES["default"])
         self.batch_frames = batch_frames
-        self._channels_last = not kernels.reference_kernels(model.device) and getattr(
-            model.backbone, "channels_last", True
-        )
-        # On the CPU the per-frame parts of each window also run on `batch_frames` frames at a time.
-        self._frame_chunk = batch_frames if model.device.type == "cpu" else None
-        self.tracker = ClipTracker(window)
+        if isinstance(model, IFC) and device.type == "cpu":
+            # On the CPU the per-frame parts of each window also run on `batch_frames` frames at a time.
+            self.model = EagerClipModel(model, frame_chunk=batch_frames)
+        self.tracker = ClipTracker(self.window)
         self.num_frames = 0
         self.input_size: tuple[int, int] | None = None
 
@@ -130,20 +139,15 @@ class VideoSegmenter:
             return contextlib.nullcontext()
         return torch.autocast(self.model.device.type, dtype=dtype)
 
-    def _backbone(self, frames: list[np.ndarray]) -> dict[str, torch.Tensor]:
-        """Preprocess a batch of frames, run the backbone, and keep only the per-frame states the windows
-        need (`IFC.frame_states`: computed once per frame however many windows the frame is in)."""
+    def _frame_states(self, frames: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Resize a batch of frames to network size and compute the per-frame states the windows need
+        (`ClipModel.frame_states`: once per frame however many windows the frame is in)."""
         x = to_tensor(np.stack(frames), self.model.device)  # (n, 3, H, W) uint8
         if self.size is not None:
             h, w = x.shape[-2:]
-            x = resize_frames(x, resized_shape(h, w, self.size, self.max_size))
-        x = self.model.normalize(x)
-        if self._channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = resize_frames(x, resized_shape(h, w, self.size, self.max_size))  # (n, 3, h', w') uint8
         with self._autocast():
-            feats = self.model.backbone_features(x)
-            self._size5 = tuple(feats["res5"].shape[-2:])
-            return self.model.frame_states(feats["res3"], feats["res4"], feats["res5"])
+            return self.model.frame_states(x)
 
     def _emit(
         self, upto: int | None, frames: dict[int, tuple[np.ndarray, float | None]]
@@ -166,18 +170,26 @@ class VideoSegmenter:
                     masks, areas = encode_masks_torch(up > 0)
                     keep = [i for i, a in enumerate(areas) if a > 0]
                 ids, masks = [ids[i] for i in keep], [masks[i] for i in keep]
-            yield FrameInstances(f, ids, masks, timestamp, image if self.keep_images else None)
+            yield frame_instances(
+                f,
+                ids,
+                masks,
+                self.tracks,
+                self.model.config.categories,
+                size=self.output_size,
+                timestamp=timestamp,
+                image=image if self.keep_images else None,
+                provisional=upto is not None,
+            )
 
     @torch.inference_mode()
     def run(self, frames: Iterable[np.ndarray | tuple[np.ndarray, float | None]]) -> Iterator[FrameInstances]:
         """Segment a stream of uint8 ``(H, W, 3)`` RGB frames (or ``(frame, timestamp)`` pairs); yields every
         frame's final instances in frame order as soon as no later window can change them."""
-        self.model.backbone.fuse_frozen_bn()
-        if self._channels_last:  # accelerators: NHWC convolutions (tensor cores); the CPU keeps NCHW
-            self.model.backbone.to(memory_format=torch.channels_last)
+        self.model.prepare()
         source = iter(frames)
         buffered: dict[int, tuple[np.ndarray, float | None]] = {}  # decoded frames not yet released
-        features: dict[int, dict[str, torch.Tensor]] = {}  # per-frame `IFC.frame_states` still needed
+        features: dict[int, dict[str, torch.Tensor]] = {}  # per-frame `ClipModel.frame_states` still needed
         exhausted = False
 
         def fill(count: int) -> None:
@@ -193,10 +205,10 @@ class VideoSegmenter:
                 self.num_frames += 1
 
         def compute_features(clip: list[int]) -> None:
-            # The backbone runs on batches of `batch_frames` frames. A batch of one frame is avoided (unless
-            # the video has one frame): oneDNN picks another convolution algorithm for it, and the reference,
-            # which runs all frames at once, would differ in the last float bits. Batches of two or more give
-            # bit-identical features whatever their size.
+            # Frame states are computed on batches of `batch_frames` frames. A batch of one frame is avoided
+            # (unless the video has one frame): oneDNN picks another convolution algorithm for it, and the
+            # reference, which runs all frames at once, would differ in the last float bits. Batches of two or
+            # more give bit-identical features whatever their size.
             while missing := [f for f in clip if f not in features]:
                 first = missing[0]
                 fill(first + self.batch_frames + 2)
@@ -204,7 +216,7 @@ class VideoSegmenter:
                 if self.num_frames - stop == 1:
                     stop += 1
                 chunk = list(range(first, stop))
-                feats = self._backbone([buffered[f][0] for f in chunk])
+                feats = self._frame_states([buffered[f][0] for f in chunk])
                 for j, f in enumerate(chunk):
                     features[f] = {k: v[j] for k, v in feats.items()}
                     if not self.keep_images:
@@ -223,10 +235,8 @@ class VideoSegmenter:
             compute_features(clip)
             stacked = {k: torch.stack([features[f][k] for f in clip]) for k in features[clip[0]]}
             with self._autocast():
-                out = self.model.forward_frame_states(
-                    stacked, len(clip), self._size5, frame_chunk=self._frame_chunk
-                )
-            self.tracker.add_clip(clip, out["pred_masks"][0], out["pred_logits"][0])
+                logits, masks = self.model.window_heads(stacked, len(clip))  # (Q, K+1), (Q, T, h8, w8)
+            self.tracker.add_clip(clip, masks, logits)
             if last:
                 yield from self._emit(None, buffered)
                 return
@@ -245,6 +255,8 @@ class VideoSegmenter:
         ):
             desc = f"{type(image).__name__} {getattr(image, 'shape', '')} {getattr(image, 'dtype', '')}"
             raise ConfigError(f"frames must be uint8 (H, W, 3) RGB arrays, got {desc}")
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise ConfigError(f"frame {self.num_frames} is empty: {image.shape[0]}x{image.shape[1]} pixels")
         if self.input_size is None:
             self.input_size = image.shape[:2]
             if self.output_size is None:
@@ -289,7 +301,7 @@ def collect(
 
 
 def segment_frames(
-    model: IFC,
+    model: IFC | ClipModel,
     frames: np.ndarray | torch.Tensor,
     *,
     window: int,
@@ -299,7 +311,20 @@ def segment_frames(
     output_size: tuple[int, int] | None = None,
     precision: str = "fp32",
 ) -> VideoResult:
-    """Segment frames held in memory; see `IFC.segment_frames`."""
+    """Segment and track the instances of frames held in memory.
+
+    Args:
+        model: an `IFC` or a `ClipModel`.
+        frames: uint8 ``(T, H, W, 3)`` RGB (numpy array or tensor).
+        window: frames per clip (the reference's ``SAMPLING_FRAME_NUM``).
+        stride: frames between clip starts (``CLIP_STRIDE``), 1 <= stride <= window.
+        size: short side the frames are resized to (long side at most ``max_size``); None keeps them.
+        output_size: ``(height, width)`` of the masks; defaults to the frames' size.
+        precision: "fp32", or "bf16" / "fp16" autocast.
+
+    Returns:
+        A `VideoResult`; ``result.predictions()`` gives the reference's output list.
+    """
     if isinstance(frames, torch.Tensor):
         frames = frames.cpu().numpy()
     frames = np.asarray(frames)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import require
-from reference import REFERENCE, assert_matches_reference, meta, run_video
+from reference import REFERENCE, assert_matches_reference, run_video
 
 from ifc_sdk.checkpoint import load_reference_checkpoint
 from ifc_sdk.modeling import kernels
@@ -34,7 +34,7 @@ def fast_paths(monkeypatch):
 @pytest.mark.parametrize(("name", "run"), CASES)
 def test_fast_paths_match_reference(fast_paths, name, run):
     m = fresh_model(name)
-    result = run_video(name, run, m.segment_frames)
+    result = run_video(name, run, m)
     assert m.backbone.res2[0].conv1.weight.is_contiguous(memory_format=torch.channels_last)
     # Folding FrozenBN reorders the float arithmetic: the reference README's feature tolerance, not bits.
     assert_matches_reference(result, name, run, min_iou=0.995)
@@ -67,5 +67,5 @@ def test_cuda_fp32_matches_reference(name, run):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     m = fresh_model(name, "cuda")
-    result = run_video(name, run, m.segment_frames)
+    result = run_video(name, run, m)
     assert_matches_reference(result, name, run, min_iou=0.995)

@@ -8,7 +8,7 @@ import torch
 from tiny import tiny_model
 
 from ifc_sdk.errors import ConfigError
-from ifc_sdk.inference.predictor import VideoSegmenter
+from ifc_sdk.inference.predictor import VideoSegmenter, segment_frames
 from ifc_sdk.inference.tracker import ClipTracker
 
 
@@ -79,19 +79,19 @@ def test_bad_window_or_stride_raises(window, stride):
 
 def test_bad_frames_raise_config_error():
     with pytest.raises(ConfigError, match="uint8"):
-        tiny_model().segment_frames(np.zeros((3, 8, 8, 3), dtype=np.float32), window=2)
+        segment_frames(tiny_model(), np.zeros((3, 8, 8, 3), dtype=np.float32), window=2)
 
 
 def test_output_size_and_bgr_conversion():
     frames = np.random.default_rng(0).integers(0, 255, (4, 48, 64, 3), dtype=np.uint8)
-    rgb = tiny_model().segment_frames(frames, window=2, size=None, output_size=(30, 40))
+    rgb = segment_frames(tiny_model(), frames, window=2, size=None, output_size=(30, 40))
     assert rgb.size == (30, 40) and rgb.num_frames == 4
     bgr_model = tiny_model(input_format="BGR")
-    direct = bgr_model.segment_frames(frames, window=2, size=None)
+    direct = segment_frames(bgr_model, frames, window=2, size=None)
     assert direct.size == (48, 64)
     # a BGR model given RGB frames must equal an RGB model with the same weights given BGR frames
     rgb_model = tiny_model()
-    swapped = rgb_model.segment_frames(np.ascontiguousarray(frames[..., ::-1]), window=2, size=None)
+    swapped = segment_frames(rgb_model, np.ascontiguousarray(frames[..., ::-1]), window=2, size=None)
     np.testing.assert_array_equal(
         [t.class_probs for t in direct.tracks], [t.class_probs for t in swapped.tracks]
     )

@@ -14,11 +14,11 @@ def test_segment_frames_matches_reference(name, run):
 
 def test_streaming_equals_in_memory():
     """Feeding frames one by one through a generator gives exactly the in-memory result."""
-    from ifc_sdk.inference.predictor import VideoSegmenter, collect
+    from ifc_sdk.inference.predictor import VideoSegmenter, collect, segment_frames
 
     m = model("r50_seed0")
     frames = rgb_frames("r50_seed0")
-    full = m.segment_frames(frames, window=4, stride=2, size=None)
+    full = segment_frames(m, frames, window=4, stride=2, size=None)
     seg = VideoSegmenter(m, window=4, stride=2, size=None)
     streamed = collect(seg, seg.run(f for f in frames))
     assert [t.frame_masks for t in streamed.tracks] == [t.frame_masks for t in full.tracks]
