@@ -78,12 +78,14 @@ def stage(
     out: Path,
     *,
     iters: int,
-    steps: tuple[int, ...],
     init: Path | None,
     workers: int,
     progress: bool,
 ) -> Path:
-    """Train one stage (resuming it if a checkpoint exists) and return its final model folder."""
+    """Train one stage (resuming it if a checkpoint exists) and return its final model folder; the LR steps
+    stay at the recipe's fraction of the run (4/5 of the iterations)."""
+    r = get_recipe(recipe)
+    steps = tuple(round(s * iters / r.max_iter) for s in r.steps)
     if (out / "model_final" / "model.safetensors").is_file():
         print(f"{recipe}: already trained ({out / 'model_final'})", flush=True)
         return out / "model_final"
@@ -138,45 +140,26 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     t_start = time.time()
     data = generate(args.work)
-    coco, ytvis = get_recipe("demo_coco"), get_recipe("demo_ytvis")
-    crowded = get_recipe("demo_ytvis_crowded")
-    # LR steps at the same fraction of the run as the recipes' (4/5 of the iterations).
-    scale = lambda r, n: tuple(round(s * n / r.max_iter) for s in r.steps)  # noqa: E731
-    phase1 = args.phase2_init
-    if phase1 is None:
-        stage1 = stage(
-            "demo_coco",
-            data["coco"],
-            args.work / "coco",
-            iters=args.coco_iters,
-            steps=scale(coco, args.coco_iters),
-            init=None,
+    iters = {
+        "demo_coco": args.coco_iters,
+        "demo_ytvis": args.ytvis_iters,
+        "demo_ytvis_crowded": args.crowded_iters,
+    }
+    plan = [("demo_coco", "coco"), ("demo_ytvis", "ytvis"), ("demo_ytvis_crowded", "crowded")]
+    model_dir = args.phase2_init
+    for recipe, name in plan[2:] if args.phase2_init else plan:
+        model_dir = stage(
+            recipe,
+            data[name],
+            args.work / name,
+            iters=iters[recipe],
+            init=model_dir,
             workers=args.workers,
             progress=not args.no_progress,
         )
-        phase1 = stage(
-            "demo_ytvis",
-            data["ytvis"],
-            args.work / "ytvis",
-            iters=args.ytvis_iters,
-            steps=scale(ytvis, args.ytvis_iters),
-            init=stage1,
-            workers=args.workers,
-            progress=not args.no_progress,
-        )
-    stage2 = stage(
-        "demo_ytvis_crowded",
-        data["crowded"],
-        args.work / "crowded",
-        iters=args.crowded_iters,
-        steps=scale(crowded, args.crowded_iters),
-        init=phase1,
-        workers=args.workers,
-        progress=not args.no_progress,
-    )
     train_minutes = (time.time() - t_start) / 60
 
-    model = load_pretrained(stage2)
+    model = load_pretrained(model_dir)
     heldout = YTVISDataset.from_json(data["heldout"] / "annotations.json")
     t0 = time.time()
     metrics, _ = evaluate_model(model, heldout, window=TEST_WINDOW, stride=TEST_STRIDE, size=TEST_SIZE)

@@ -145,7 +145,7 @@ def test_inference_settings_come_from_the_models_manifest_entry(tmp_path, capsys
     assert {k: fake_segment[0][1][k] for k in ("window", "stride", "size")} == {
         "window": 5,
         "stride": 1,
-        "size": 160,
+        "size": 320,
     }
     run_cli(capsys, "v.mp4", "--model", "shapes-demo", "--out", str(tmp_path), "--size", "0", "--window", "3")
     assert {k: fake_segment[1][1][k] for k in ("window", "stride", "size")} == {
@@ -331,7 +331,7 @@ def test_real_run_decodes_each_video_once_and_draws_the_overlay_from_kept_frames
     assert f"{a} -> {out / 'clip'}" in stdout and f"{b} -> {out / 'clip-2'}" in stdout
     for name in ("clip", "clip-2"):
         summary = json.loads((out / name / "summary.json").read_text())
-        assert summary["settings"]["size"] == 160 and summary["frames"] == 5 and summary["tracks"]
+        assert summary["settings"]["size"] == 320 and summary["frames"] == 5 and summary["tracks"]
         with video.open_video(out / name / "overlay.mp4") as reader:
             assert len(list(reader)) == 5
 
