@@ -5,6 +5,7 @@
 >>> result = ifc_sdk.segment_video("clip.mp4", model)
 """
 
+import ifc_sdk.export as export  # a package callable as ifc_sdk.export(model, format=..., out=...)
 from ifc_sdk.api import VideoStream, load_model, segment_video
 from ifc_sdk.checkpoint import convert_checkpoint, save_pretrained
 from ifc_sdk.errors import (
@@ -42,6 +43,7 @@ __all__ = [
     "WeightsError",
     "build_ifc",
     "convert_checkpoint",
+    "export",
     "ifc_r50",
     "ifc_r101",
     "list_models",

@@ -10,6 +10,7 @@ from typing import Literal
 import torch
 
 from ifc_sdk.errors import ConfigError, VideoError
+from ifc_sdk.export import RuntimeClipModel, is_export_dir, load_exported
 from ifc_sdk.inference.predictor import (
     PRECISIONS,
     FrameInstances,
@@ -88,7 +89,9 @@ def load_model(
     Args:
         source: a model name from the weights manifest (``"r50"``, ``"r101"``, ``"shapes-demo"``, see
             `list_models`), ``hf://owner/repo[@revision]``, a local reference ``.pth``, a ``.safetensors`` file
-            or a folder in this SDK's format, or an already built `IFC`.
+            or a folder in this SDK's format, or an already built `IFC`. A folder written by `ifc_sdk.export`
+            gives a runtime-backed `RuntimeClipModel` instead (CPU; ``device="cuda"``: onnxruntime's GPU
+            providers), which `segment_video` runs the same way.
         preset: for a ``.pth``: the preset ("r50", "r101") that supplies what weights cannot tell (channel
             order, pixel statistics, ``stride_in_1x1``); default: the one of the depth found in the weights.
         trusted: allow a full (code-executing) unpickle of a ``.pth`` whose origin you trust.
@@ -97,6 +100,8 @@ def load_model(
     from ifc_sdk.checkpoint import load_checkpoint
     from ifc_sdk.weights import is_remote_source, load_pretrained_weights
 
+    if not isinstance(source, IFC) and is_export_dir(source):
+        return load_exported(source, device=device)
     device = resolve_device(device)
     if isinstance(source, IFC):
         model = source
@@ -249,6 +254,8 @@ class VideoStream:
 
 
 def _load_for_inference(model: str | IFC, device) -> IFC:
+    if isinstance(model, RuntimeClipModel):
+        return model
     if isinstance(model, IFC):
         return model.to(resolve_device(device) if device is not None else model.device).eval()
     return load_model(model, device=device)

@@ -1,0 +1,91 @@
+"""Calibration inputs for int8 quantization, taken from the video domain the model will see.
+
+A few windows of consecutive frames are read from a video (or a frame folder), spread over its length; they
+are resized exactly as `VideoSegmenter` resizes (short side ``size``) and normalised. The frame graph is
+calibrated on these frames in batches of two (as the segmenter batches them on the CPU), the window graph on
+the fp32 frame states of each window.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ifc_sdk.errors import ConfigError, VideoError
+from ifc_sdk.export.graphs import STATE_NAMES
+from ifc_sdk.inference.preprocess import resize_frames, resized_shape, to_tensor
+from ifc_sdk.modeling.ifc import IFC
+
+BATCH = 2
+
+
+@dataclass
+class CalibrationSet:
+    """Inputs of both graphs: ``frame_inputs`` normalised ``(2, 3, H, W)`` batches, ``window_inputs`` one
+    ``(tokens, bus, pos, fpn4, fpn3)`` tuple of T frames per window; ``info`` says where they came from."""
+
+    frame_inputs: list[torch.Tensor]
+    window_inputs: list[tuple[torch.Tensor, ...]]
+    info: dict
+
+
+def _window_starts(length: int | None, window: int, windows: int) -> list[int]:
+    """Starts of ``windows`` windows spread evenly over a video of ``length`` frames (None: unknown length,
+    windows back to back from the first frame)."""
+    if length is None or length < window * windows:
+        return [i * window for i in range(windows)]
+    step = (length - window) / max(windows - 1, 1)
+    return sorted({int(round(i * step)) for i in range(windows)})
+
+
+def read_windows(source: str | os.PathLike, window: int, windows: int) -> list[np.ndarray]:
+    """Up to ``windows`` windows of ``window`` consecutive uint8 ``(H, W, 3)`` frames of ``source``."""
+    from ifc_sdk.io.video import open_video
+
+    with open_video(source) as reader:
+        starts = _window_starts(reader.num_frames_hint, window, windows)
+        wanted = {s + i: k for k, s in enumerate(starts) for i in range(window)}
+        last = max(wanted)
+        clips: dict[int, list[np.ndarray]] = {}
+        for frame in reader:
+            if frame.index in wanted:
+                clips.setdefault(wanted[frame.index], []).append(frame.image)
+            if frame.index >= last:
+                break
+    out = [np.stack(c) for _, c in sorted(clips.items()) if len(c) == window]
+    if not out:
+        raise VideoError(source, f"calibration needs at least {window} frames (one window), found fewer")
+    return out
+
+
+@torch.inference_mode()
+def calibration_set(
+    model: IFC, source: str | os.PathLike, *, size: int = 360, window: int = 5, windows: int = 6
+) -> CalibrationSet:
+    """Calibration inputs from ``source`` (video file or frame folder) for ``model`` (a CPU fp32 eval `IFC`):
+    ``windows`` windows of ``window`` frames resized to short side ``size``."""
+    if window < 1 or windows < 1:
+        raise ConfigError(f"calibration needs window >= 1 and windows >= 1, got {window} and {windows}")
+    frame_inputs, window_inputs = [], []
+    for clip in read_windows(source, window, windows):
+        x = to_tensor(clip, "cpu")
+        x = model.normalize(resize_frames(x, resized_shape(*x.shape[-2:], size)))  # (T, 3, H, W)
+        parts = []
+        for i in range(0, len(x), BATCH):
+            batch = x[i : i + BATCH]
+            frame_inputs.append(batch)
+            feats = model.backbone_features(batch)
+            parts.append(model.frame_states(feats["res3"], feats["res4"], feats["res5"]))
+        window_inputs.append(tuple(torch.cat([p[k] for p in parts]) for k in STATE_NAMES))
+    h, w = frame_inputs[0].shape[-2:]
+    info = {
+        "source": os.fspath(source),
+        "windows": len(window_inputs),
+        "window": window,
+        "frames": len(window_inputs) * window,
+        "size": [int(h), int(w)],
+    }
+    return CalibrationSet(frame_inputs, window_inputs, info)
