@@ -20,25 +20,27 @@ Example::
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
-import torch
+if not __package__:  # run by path: import `benchmarks` as a package from the repository root
+    import _script  # noqa: F401
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+import argparse
+import json
+import os
+import statistics
+import time
 
-import fps as bench  # noqa: E402
-from reference_style import reference_resized_shape  # noqa: E402
+import ifc_sdk
+from benchmarks.environment import environment, select_device
+from benchmarks.harness import peak_memory, reset_peak_memory, run_baseline, run_ours
+from benchmarks.models import build_model
+from benchmarks.reference_style import MAX_TRACKS, reference_resized_shape
+from benchmarks.rows import Row
+from benchmarks.videos import decode_all, prepare_video
 
-import ifc_sdk  # noqa: E402
-
-MAX_TRACKS = 50
+BENCH_DIR = Path(__file__).resolve().parent
 
 
 def rss_gb() -> float:
@@ -55,9 +57,9 @@ def baseline_buffer_gb(length: int, height: int, width: int, size: int | None) -
     return 2 * length * MAX_TRACKS * length * h8 * w8 * 4 / 2**30
 
 
-def run_stream(model, path: Path, total: int, row: bench.Row, size: int | None, samples: int = 10) -> dict:
+def run_stream(model, path: Path, total: int, row: Row, size: int | None, samples: int = 10) -> dict:
     """segment_video(stream=True), consumed and dropped frame by frame; times and RSS per tenth."""
-    bench.reset_peak_memory(model.device)
+    reset_peak_memory(model.device)
     start = time.perf_counter()
     marks, rss = [], []
     stream = ifc_sdk.segment_video(
@@ -84,12 +86,13 @@ def run_stream(model, path: Path, total: int, row: bench.Row, size: int | None, 
         "segment_fps": seg_fps,
         "rss_samples_gb": rss,
         "tracks": len(stream.tracks),
-        **bench.peak_memory(model.device),
+        **peak_memory(model.device),
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="long_video.py", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str = "long_video.py") -> int:
+    """Run the benchmark; ``prog`` is the command name its help and errors show."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument("--lengths", default="36,360,3600,36000")
     p.add_argument("--height", type=int, default=64)
     p.add_argument("--width", type=int, default=112)
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=5)
     p.add_argument("--stride", type=int, default=1)
     p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--instances", type=int, default=20)
+    p.add_argument("--instances", type=int, default=20, help="random heads calibrated to ~this many per clip")
     p.add_argument(
         "--baseline-max-gb",
         type=float,
@@ -107,17 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    p.add_argument("--cache", type=Path, default=HERE / ".cache")
+    p.add_argument("--cache", type=Path, default=BENCH_DIR / ".cache")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = select_device(args)
     size = args.size or None
-    out_dir = args.out or HERE / "results" / f"{device.type}_long"
+    out_dir = args.out or BENCH_DIR / "results" / f"{device.type}_long"
     out_dir.mkdir(parents=True, exist_ok=True)
     lengths = [int(x) for x in args.lengths.split(",")]
-    row = bench.Row(
+    row = Row(
         f"{args.arch}_t{args.window}",
         f"{args.arch.upper()} T={args.window}",
         args.arch,
@@ -126,27 +127,25 @@ def main(argv: list[str] | None = None) -> int:
         None,
     )
     # One synthetic video of the longest length; shorter lengths are its prefixes (same content).
-    longest = bench.prepare_video("synthetic", max(lengths), args.height, args.width, args.cache)
+    longest = prepare_video("synthetic", max(lengths), args.height, args.width, args.cache)
     paths = {}
     for n in lengths:
         paths[n] = (
             longest
             if n == max(lengths)
-            else bench.prepare_video("synthetic", n, args.height, args.width, args.cache)
+            else prepare_video("synthetic", n, args.height, args.width, args.cache)
         )
-    calib = bench.decode_all(paths[min(lengths)])[: args.window]
-    model, info = bench.build_model(
-        args.arch, device, calib_frames=calib, size=size, instances=args.instances
-    )
+    calib = decode_all(paths[min(lengths)])[: args.window]
+    model, info = build_model(args.arch, device, calib_frames=calib, size=size, instances=args.instances)
     report = {
-        "env": bench.environment(device),
+        "env": environment(device),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "config": vars(args) | {"cache": str(args.cache), "out": str(out_dir)},
         "model": info,
         "runs": [],
     }
     # warm-up
-    bench.run_ours(model, calib, row, size=size, precision="fp32")
+    run_ours(model, calib, row, size=size, precision="fp32")
     for n in lengths:
         runs = [run_stream(model, paths[n], n, row, size) for _ in range(args.repeats)]
         best = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
@@ -161,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             "baseline_buffers_gb": round(baseline_buffer_gb(n, args.height, args.width, size), 3),
         }
         if entry["baseline_buffers_gb"] <= args.baseline_max_gb:
-            frames = bench.decode_all(paths[n])
-            base = bench.run_baseline(model, frames, row, size=size, precision="fp32")
+            frames = decode_all(paths[n])
+            base = run_baseline(model, frames, row, size=size, precision="fp32")
             entry["baseline_fps_compute_only"] = round(n / base.seconds, 3)
             entry["baseline_peak_rss_gb"] = base.memory.get("peak_rss_gb")
             entry["baseline_note"] = (
@@ -176,13 +175,18 @@ def main(argv: list[str] | None = None) -> int:
         report["runs"].append(entry)
         print(json.dumps(entry), flush=True)
         _write(report, out_dir)
-    report["env"]["loadavg_end"] = list(__import__("os").getloadavg())
+    report["env"]["loadavg_end"] = list(os.getloadavg())
     _write(report, out_dir)
     return 0
 
 
 def _write(report: dict, out_dir: Path) -> None:
     (out_dir / "long_video.json").write_text(json.dumps(report, indent=1, default=str))
+    (out_dir / "long_video.md").write_text(markdown(report))
+
+
+def markdown(report: dict) -> str:
+    """``long_video.md``: one table row per video length."""
     cfg = report["config"]
     lines = [
         f"# Long videos ({report['env']['device_name']})",
@@ -209,7 +213,7 @@ def _write(report: dict, out_dir: Path) -> None:
             f"| {base} | {e['baseline_buffers_gb']:.2f} |"
         )
     lines += ["", f"Command: `{report['command']}`", ""]
-    (out_dir / "long_video.md").write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ class OutputError(IFCError, OSError):
 
     def __init__(self, path: str | os.PathLike, message: str, cause: BaseException | None = None) -> None:
         self.path = os.fspath(path)
+        self.message = message
         self.cause = cause
         super().__init__(f"{self.path}: {message}")
 

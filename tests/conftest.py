@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -21,6 +23,14 @@ def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared fixture {path} not found (expected ../shared beside the repository)")
     return path
+
+
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> Callable[[ModuleType], None]:
+    """``full_disk(module)``: files that ``module`` opens from now on are on a full disk."""
+    from faults import full_disk_open
+
+    return lambda module: full_disk_open(monkeypatch, module)
 
 
 @pytest.fixture(autouse=True)

@@ -16,17 +16,19 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ifc_sdk"
 ROOT = "ifc_sdk"  # ifc_sdk/__init__.py: the public facade
+ATOMIC = "io.atomic"  # safe writes (errors only): a leaf under every writer, so a part of its own
 
 # part -> the parts directly below it.
 LAYERS: dict[str, set[str]] = {
     "errors": set(),
-    "results": {"errors"},  # VideoResult, Track, RLE helpers: plain data
+    "results": {"errors", ATOMIC},  # VideoResult, Track, RLE helpers: data, saved (JSON, overlay) atomically
     "modeling": {"errors"},  # the network, nothing about videos
-    "hub": {"errors"},  # transport and cache, nothing about models
-    "checkpoint": {"modeling"},
+    ATOMIC: {"errors"},
+    "hub": {"errors", ATOMIC},  # transport and cache, nothing about models
+    "checkpoint": {"modeling", ATOMIC},
     "weights": {"checkpoint", "hub"},
     "inference": {"modeling", "results"},  # windowing, tracking, the clip-model protocol
-    "io": {"inference"},  # decoding (at network size), exports, overlays
+    "io": {"inference", ATOMIC},  # decoding (at network size), exports, overlays
     "data": {"inference"},  # datasets and training transforms (the test-time resize rule)
     "export": {"io"},  # exported graphs and the runtimes behind the clip-model protocol
     "api": {"io", "weights", "export"},
@@ -59,6 +61,8 @@ def modules() -> dict[str, Path]:
 
 def part_of(module: str) -> str:
     """``ifc_sdk.inference.predictor`` -> ``inference``; ``ifc_sdk`` -> `ROOT`."""
+    if module == f"{ROOT}.{ATOMIC}":
+        return ATOMIC
     return module.split(".")[1] if "." in module else ROOT
 
 

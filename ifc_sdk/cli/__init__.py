@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 import sys
 
+from ifc_sdk import __version__
 from ifc_sdk.errors import IFCError
 
 
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ifc-sdk", description="Video instance segmentation and tracking with IFC."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -38,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except IFCError as exc:
         print(f"ifc-sdk {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a filesystem failure no writer turned into an IFCError: still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ifc-sdk {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

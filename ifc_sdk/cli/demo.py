@@ -29,20 +29,18 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ifc_sdk.api import inference_defaults, load_model, segment_video
     from ifc_sdk.io.export import export
-    from ifc_sdk.io.overlay import write_overlay
-    from ifc_sdk.io.video import open_video
 
     settings = inference_defaults(DEMO_MODEL)
     model = load_model(DEMO_MODEL, device=args.device)
     start = time.perf_counter()
-    result = segment_video(args.video, model, **settings)
+    result = segment_video(args.video, model, keep_frames=True, **settings)
     elapsed = time.perf_counter() - start
     written = export(result, args.out, ["ytvis", "coco"])
-    with open_video(args.video) as reader:
-        written["overlay"] = write_overlay(result, reader, args.out / "overlay.mp4", fps=reader.fps)
+    written["overlay"] = result.save_overlay(args.out / "overlay.mp4")  # draws on the kept frames
     print(
         f"{args.video.name}: {result.num_frames} frames {result.size[1]}x{result.size[0]}, "
-        f"{len(result.tracks)} tracks in {elapsed:.1f} s (window {settings['window']}, stride {settings['stride']})"
+        f"{len(result.tracks)} tracks in {elapsed:.1f} s (window {settings['window']}, stride {settings['stride']}, "
+        f"size {settings['size']})"
     )
     for track in sorted(result.tracks, key=lambda t: -t.score):
         frames = int(track.present.sum())

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from ifc_sdk.evaluation.ytvis import evaluate_ytvis, format_table
-from ifc_sdk.io.atomic import atomic_write_text
+from ifc_sdk.io.atomic import atomic_write_text, ensure_file_target
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, print the table and optionally write the metrics; returns the exit code."""
+    if args.output:
+        ensure_file_target(args.output, "metrics file")  # a folder there fails before the evaluation runs
     metrics = evaluate_ytvis(args.gt, args.results)
     print(format_table(metrics))
     if args.output:

@@ -32,7 +32,8 @@ def register(subparsers) -> None:
         "--out",
         type=Path,
         default=Path("results.json"),
-        help="results JSON (default: results.json); the zip goes beside it as <stem>.zip",
+        help="results JSON (default: results.json); the zip goes beside it as <stem>.zip, finished videos to "
+        "<out>.parts/ (nothing else there is touched)",
     )
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N videos")
     p.add_argument(

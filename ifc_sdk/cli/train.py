@@ -31,7 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="training annotation JSON, or a folder with annotations.json (COCO format for *_coco "
         "recipes, YouTube-VIS format otherwise)",
     )
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="output folder (created if needed; only the run's own files in it are written)",
+    )
     parser.add_argument(
         "--init",
         metavar="CKPT",

@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from ifc_sdk.errors import ConfigError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``weights`` command group and the top-level ``convert`` alias."""
@@ -42,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="use this local checkpoint (.pth or .safetensors) instead of downloading",
     )
+    p.add_argument(
+        "--trusted",
+        action="store_true",
+        help="with --from: allow a full (code-executing) unpickle of that file, only if you trust its origin",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_download)
 
@@ -63,7 +66,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pth", type=Path, metavar="PTH", help="reference checkpoint (.pth)")
-    p.add_argument("out", type=Path, metavar="OUT", help="output folder (replaced if it exists)")
+    p.add_argument(
+        "out",
+        type=Path,
+        metavar="OUT",
+        help="output folder (created if needed); only model.safetensors and config.json are written in it",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the model.safetensors/config.json already in OUT (other files are never touched)",
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument(
         "--preset",
@@ -85,7 +98,7 @@ def _convert_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     from ifc_sdk import hub
-    from ifc_sdk.weights import list_models
+    from ifc_sdk.weights import cache_root, list_models
 
     models = list_models()
     if args.json:
@@ -107,7 +120,7 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     offline = hub.offline_reason()
     print(
-        f"cache: {hub.cache_root()}  (set IFC_SDK_CACHE to move it)"
+        f"cache: {cache_root()}  (set IFC_SDK_CACHE to move it)"
         + (f"; downloads disabled ({offline})" if offline else "")
     )
     header = ("NAME", "ALIASES", "PRESET", "CLASSES", "SOURCES", "STATUS")
@@ -131,7 +144,10 @@ def run_list(args: argparse.Namespace) -> int:
 def run_download(args: argparse.Namespace) -> int:
     from ifc_sdk.weights import fetch
 
-    print(fetch(args.name, force=args.force, progress=not args.quiet, from_file=args.from_file))
+    path = fetch(
+        args.name, force=args.force, progress=not args.quiet, from_file=args.from_file, trusted=args.trusted
+    )
+    print(path)
     return 0
 
 
@@ -151,22 +167,29 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from ifc_sdk import hub
-    from ifc_sdk.checkpoint import CONFIG_NAME, WEIGHTS_NAME, convert_checkpoint
+    from ifc_sdk.checkpoint import (
+        CONFIG_NAME,
+        WEIGHTS_NAME,
+        check_output_folder,
+        convert_checkpoint,
+        convert_reference_state_dict,
+        read_pth,
+        save_pretrained,
+    )
+    from ifc_sdk.weights import build_checked, get_model_entry
+    from ifc_sdk.weights.cache import sha256_file
 
     if args.name:
-        from ifc_sdk.checkpoint import convert_reference_state_dict, read_pth, save_pretrained
-        from ifc_sdk.weights import build_checked, get_model_entry
-
         entry = get_model_entry(args.name)
+        check_output_folder(args.out, overwrite=args.overwrite)  # before the conversion: fail fast
         state = convert_reference_state_dict(read_pth(args.pth, trusted=args.trusted))
-        out = save_pretrained(build_checked(entry, state, args.pth), args.out)
+        out = save_pretrained(build_checked(entry, state, args.pth), args.out, overwrite=args.overwrite)
     else:
-        if args.out.exists() and not args.out.is_dir():
-            raise ConfigError(f"{args.out} exists and is not a folder")
-        out = convert_checkpoint(args.pth, args.out, preset=args.preset, trusted=args.trusted)
+        out = convert_checkpoint(
+            args.pth, args.out, preset=args.preset, trusted=args.trusted, overwrite=args.overwrite
+        )
     print(out)
     for name in (WEIGHTS_NAME, CONFIG_NAME):
-        print(f"  {name}  sha256 {hub.sha256_file(out / name)}")
+        print(f"  {name}  sha256 {sha256_file(out / name)}")
     print(f"publish with: hf upload OWNER/REPO {out} .   (then load with hf://OWNER/REPO)")
     return 0

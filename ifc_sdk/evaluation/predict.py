@@ -7,7 +7,10 @@ above a threshold, as the reference's evaluation with ``MULTI_CLS_ON``) plus ``<
 
 Each finished video is written atomically to ``<out>.parts/<video_id>.json`` with the settings that made it;
 a rerun skips the videos already done with the same settings, so an interrupted run resumes where it stopped.
-The parts are merged in the dataset's video order at the end.
+The parts are merged in the dataset's video order at the end. Only these files are written (anything else in
+the folders stays), the output paths are checked before any video is processed (a folder where ``out`` or the
+zip should go, a file where ``<out>.parts`` should be: `OutputError`), and the temporary files a killed run
+left (``.<name>.tmp-*``) are swept when the next run starts.
 
 Under ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` set) each process joins the process group (NCCL on
 CUDA, gloo on the CPU), takes the videos at positions ``i % world_size == rank`` on ``cuda:LOCAL_RANK`` (when
@@ -32,6 +35,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import sys
 import zipfile
 from collections import deque
@@ -46,7 +50,13 @@ import torch.distributed as dist
 from ifc_sdk.api import inference_defaults
 from ifc_sdk.data.ytvis import VideoRecord, YTVISDataset
 from ifc_sdk.errors import ConfigError, DatasetError, IFCError
-from ifc_sdk.io.atomic import atomic_path, atomic_write_text
+from ifc_sdk.io.atomic import (
+    atomic_path,
+    atomic_write_text,
+    ensure_dir,
+    ensure_file_target,
+    sweep_temporaries,
+)
 from ifc_sdk.io.export import save_ytvis_json, to_ytvis_results
 from ifc_sdk.modeling.ifc import IFC
 
@@ -182,6 +192,21 @@ def _model_key(model) -> str:
     return str(path.resolve()) if path.exists() else str(model)
 
 
+def _prepare_outputs(out: Path) -> Path:
+    """Check ``out``, its zip and ``<out>.parts`` can be written (before any work) and create the folders;
+    returns the parts folder."""
+    ensure_file_target(out, "results file")
+    ensure_file_target(out.with_suffix(".zip"), "submission zip")
+    ensure_dir(out.parent, "folder of the results file")
+    return ensure_dir(Path(f"{out}.parts"), "parts folder")
+
+
+def _sweep(out: Path, parts: Path) -> None:
+    """Remove the temporary files a killed run left beside ``out`` and in ``parts``."""
+    sweep_temporaries(parts, r"[^/]+\.json")
+    sweep_temporaries(out.parent, f"{re.escape(out.name)}|{re.escape(out.with_suffix('.zip').name)}")
+
+
 def _write_zip(results: Path, zip_path: Path) -> None:
     with atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.write(results, arcname="results.json")
@@ -256,9 +281,12 @@ def predict_dataset(
     videos = dataset.videos[:limit] if limit is not None else dataset.videos
     settings["model"] = _model_key(model)
     settings["annotations"] = str(json_path.resolve())
+    parts = _prepare_outputs(out)
 
     rank, world, local_rank, device, owns_group = _setup_processes(device)
     try:
+        if rank == 0:
+            _sweep(out, parts)
         if isinstance(model, IFC):
             net = model.to(device).eval()
         else:  # one process per machine loads (and downloads) first, so the others find the cache filled
@@ -268,9 +296,8 @@ def predict_dataset(
             if world > 1 and local_rank == 0:
                 _barrier(world)
         category_ids = _category_ids(dataset, net, warn=rank == 0)
+        _barrier(world)  # the sweep is done before any process writes a part
 
-        parts = Path(f"{out}.parts")
-        parts.mkdir(parents=True, exist_ok=True)
         shard = [v for i, v in enumerate(videos) if i % world == rank]
         todo = [v for v in shard if not (resume and _is_done(parts / f"{v.id}.json", settings))]
         show = progress and rank == 0

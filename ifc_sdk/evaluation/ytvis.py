@@ -24,6 +24,9 @@ Deliberate differences from the official code, all on inputs it rejects or misha
   do not add up to the frame's pixel count.
 - Results may also use uncompressed RLE or polygons (the official loader accepts only compressed RLE).
 - A GT annotation without ``areas`` (a KeyError there) gets its averaged area from its masks.
+- A score that is NaN or infinite, or a ``segmentations`` list (GT or result) whose length differs from its
+  video's frame count (``length``, else the number of ``file_names``), is scored silently there (NaN sorts
+  arbitrarily, ``zip`` drops frames) and an :class:`~ifc_sdk.errors.EvaluationError` naming the video here.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import math
 import numbers
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +98,22 @@ class GroundTruth:
     video_sizes: dict[int, tuple[int, int]]  # video id -> (height, width)
     category_ids: list[int]  # sorted
     tracks: list[Track]  # in file order; annotations of unknown videos or categories are dropped
+    video_lengths: dict[int, int] = field(default_factory=dict)  # video id -> frames, where the GT says
+    video_names: dict[int, str] = field(default_factory=dict)  # video id -> its frame folder, where known
+
+    def describe(self, video_id: int) -> str:
+        """``video 3`` or ``video 3 ('0b6db1c6fd')`` for messages."""
+        name = self.video_names.get(video_id)
+        return f"video {video_id}" + (f" ({name!r})" if name else "")
+
+    def check_length(self, video_id: int, segmentations: Any, where: str) -> None:
+        """Raise `EvaluationError` if ``segmentations`` does not hold one entry per frame of the video."""
+        length = self.video_lengths.get(video_id)
+        if length is not None and isinstance(segmentations, list) and len(segmentations) != length:
+            raise EvaluationError(
+                f"{where}: {self.describe(video_id)} has {length} frames, but 'segmentations' has "
+                f"{len(segmentations)} entries (expected one per frame, null where absent)"
+            )
 
 
 def _load_json(source: str | os.PathLike | Any, what: str) -> tuple[Any, str]:
@@ -179,27 +198,33 @@ def load_ground_truth(gt: str | os.PathLike | Mapping[str, Any]) -> GroundTruth:
         raise EvaluationError(
             f"{name}: ground truth must be an object with 'videos', 'categories' and 'annotations'"
         )
-    video_sizes = {
-        _int_field(v, "id", f"{name}: videos[{i}]"): (
-            _int_field(v, "height", f"{name}: videos[{i}]"),
-            _int_field(v, "width", f"{name}: videos[{i}]"),
-        )
-        for i, v in enumerate(data["videos"])
-    }
+    video_sizes, video_lengths, video_names = {}, {}, {}
+    for i, v in enumerate(data["videos"]):
+        where = f"{name}: videos[{i}]"
+        video_id = _int_field(v, "id", where)
+        video_sizes[video_id] = (_int_field(v, "height", where), _int_field(v, "width", where))
+        files = v.get("file_names") if isinstance(v, Mapping) else None
+        if v.get("length") is not None:
+            video_lengths[video_id] = _int_field(v, "length", where)
+        elif isinstance(files, list):
+            video_lengths[video_id] = len(files)
+        if isinstance(files, list) and files and isinstance(files[0], str) and "/" in files[0]:
+            video_names[video_id] = files[0].rsplit("/", 1)[0]
     category_ids = sorted(
         {_int_field(c, "id", f"{name}: categories[{i}]") for i, c in enumerate(data["categories"])}
     )
     known_categories = set(category_ids)
-    tracks = []
+    ground_truth = GroundTruth(video_sizes, category_ids, [], video_lengths, video_names)
     for i, ann in enumerate(data["annotations"]):
         where = f"{name}: annotations[{i}]"
         video_id = _int_field(ann, "video_id", where)
         category_id = _int_field(ann, "category_id", where)
         if video_id not in video_sizes or category_id not in known_categories:
             continue
+        ground_truth.check_length(video_id, ann.get("segmentations"), where)
         rles, areas = _segmentations(ann, where, video_sizes[video_id])
         given = ann.get("areas")
-        tracks.append(
+        ground_truth.tracks.append(
             Track(
                 id=_int_field(ann, "id", where),
                 video_id=video_id,
@@ -212,7 +237,7 @@ def load_ground_truth(gt: str | os.PathLike | Mapping[str, Any]) -> GroundTruth:
                 frame_pixels=math.prod(video_sizes[video_id]),
             )
         )
-    return GroundTruth(video_sizes, category_ids, tracks)
+    return ground_truth
 
 
 def load_results(results: str | os.PathLike | Sequence[Mapping[str, Any]], gt: GroundTruth) -> list[Track]:
@@ -235,8 +260,11 @@ def load_results(results: str | os.PathLike | Sequence[Mapping[str, Any]], gt: G
         where = f"{name}: results[{i}]"
         category_id = _int_field(entry, "category_id", where)
         score = _field(entry, "score", where)
-        if isinstance(score, bool) or not isinstance(score, numbers.Real):
-            raise EvaluationError(f"{where}: 'score' must be a number, got {score!r}")
+        if isinstance(score, bool) or not isinstance(score, numbers.Real) or not math.isfinite(score):
+            raise EvaluationError(
+                f"{where} ({gt.describe(video_id)}): 'score' must be a finite number, got {score!r}"
+            )
+        gt.check_length(video_id, entry.get("segmentations"), where)
         rles, areas = _segmentations(entry, where, gt.video_sizes[video_id])
         tracks.append(
             Track(

@@ -60,7 +60,7 @@ class ExportInfo:
             raise ConfigError(f"an export has a 'frame' and a 'window' graph, got {sorted(self.graphs)}")
 
     def to_dict(self) -> dict:
-        config = self.config.to_dict()
+        config = json.loads(json.dumps(self.config.to_dict()))  # JSON types (lists, not tuples), as read back
         return {
             "format_version": FORMAT_VERSION,
             "format": self.format,

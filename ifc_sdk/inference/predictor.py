@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -28,7 +27,7 @@ from ifc_sdk.inference.rle import encode_masks_torch
 from ifc_sdk.inference.tracker import ClipTracker
 from ifc_sdk.modeling import kernels
 from ifc_sdk.modeling.ifc import IFC
-from ifc_sdk.results import RLE, Track, VideoResult, encode_masks
+from ifc_sdk.results import RLE, FrameInstances, Track, VideoResult, encode_masks, frame_instances
 
 # Frames per backbone batch by device type (VideoSegmenter's ``batch_frames``).
 BATCH_FRAMES = {"cpu": 2, "default": 16}
@@ -36,22 +35,7 @@ BATCH_FRAMES = {"cpu": 2, "default": 16}
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-@dataclass
-class FrameInstances:
-    """Final masks of one frame, released while the video is still being processed.
-
-    ``track_ids[i]`` owns ``masks[i]`` (a COCO RLE at the output size). Track class scores are only final at
-    the end of the video: read them from `VideoSegmenter.tracks` then.
-    """
-
-    index: int
-    track_ids: list[int]
-    masks: list[RLE]
-    timestamp: float | None = None
-    image: np.ndarray | None = field(default=None, repr=False)
-
-
-def positive_int(value, name: str, unit: str) -> int:
+def positive_int(value: object, name: str, unit: str) -> int:
     """``value`` as an int if it is a positive integer (Python or numpy; a bool is not a number), else
     ConfigError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
@@ -186,7 +170,17 @@ class VideoSegmenter:
                     masks, areas = encode_masks_torch(up > 0)
                     keep = [i for i, a in enumerate(areas) if a > 0]
                 ids, masks = [ids[i] for i in keep], [masks[i] for i in keep]
-            yield FrameInstances(f, ids, masks, timestamp, image if self.keep_images else None)
+            yield frame_instances(
+                f,
+                ids,
+                masks,
+                self.tracks,
+                self.model.config.categories,
+                size=self.output_size,
+                timestamp=timestamp,
+                image=image if self.keep_images else None,
+                provisional=upto is not None,
+            )
 
     @torch.inference_mode()
     def run(self, frames: Iterable[np.ndarray | tuple[np.ndarray, float | None]]) -> Iterator[FrameInstances]:

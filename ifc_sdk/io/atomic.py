@@ -137,3 +137,32 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def sweep_temporaries(folder: str | os.PathLike, targets: str) -> list[Path]:
+    """Remove what a killed writer left in ``folder``: `atomic_path`'s ``.<target>.tmp-XXXXXXXX[.ext]`` files and
+    `staging_dir`'s ``.<target>.staging-XXXXXXXX`` folders, for target names matching the regex ``targets``.
+
+    Only names of that exact shape (8 `tempfile` characters) are touched, so a user's own files stay. Call it
+    when starting a run that owns ``folder`` (no other writer is active there). Returns what was removed.
+    """
+    import re
+    import shutil
+
+    pattern = re.compile(rf"\.(?:{targets})\.(?:tmp|staging)-[a-z0-9_]{{8}}(?:\.[A-Za-z0-9]+)?")
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in sorted(folder.iterdir()):
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError as exc:
+            raise output_error(entry, exc, "cannot remove a stale temporary file") from exc
+        removed.append(entry)
+    return removed

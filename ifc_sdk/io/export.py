@@ -9,12 +9,18 @@
 
 RLE ``counts`` are written as text (COCO compressed RLE), so any pycocotools can decode them. The MOTS and
 PNG formats hold one label per pixel: where masks overlap the higher-score track wins (ties: lower id).
+A result narrowed with `VideoResult.filter` is written as it is: every format holds the same tracks, and
+``coco`` records the ``score_threshold``.
+
+Writing into a folder touches only the files named here; temporaries a killed run left beside them
+(``.results.json.tmp-*``, ``.masks.staging-*``, ...) are removed by the next run writing the same file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -24,24 +30,33 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from ifc_sdk.errors import ConfigError
-from ifc_sdk.io.atomic import atomic_write_text
-from ifc_sdk.io.overlay import frame_rle, track_color
+from ifc_sdk.errors import ConfigError, OutputError
+from ifc_sdk.io.atomic import atomic_write_text, ensure_dir, output_error, staging_dir, sweep_temporaries
 from ifc_sdk.results import RLE, Track, VideoResult, decode_masks, encode_masks
+from ifc_sdk.results.plot import track_color
 
 __all__ = [
+    "FILE_NAMES",
     "FORMATS",
     "export",
+    "publish",
     "save_coco_rle_json",
     "save_mots_txt",
     "save_png_masks",
     "save_ytvis_json",
+    "sweep_outputs",
     "to_ytvis_results",
 ]
 
 FORMATS = ("ytvis", "coco", "mots", "png")
-_FILE_NAMES = {"ytvis": "results.json", "coco": "coco_rle.json", "mots": "mots.txt", "png": "masks"}
+FILE_NAMES = {"ytvis": "results.json", "coco": "coco_rle.json", "mots": "mots.txt", "png": "masks"}
 _MAX_PNG_TRACKS = 255  # palette PNG: values 1..255 hold track ids 0..254
+
+
+def sweep_outputs(folder: str | os.PathLike, names: Sequence[str]) -> list[Path]:
+    """Remove the temporaries a killed writer of the outputs ``names`` left in ``folder`` (``.results.json.tmp-*``,
+    ``.masks.staging-*``, ...; see `ifc_sdk.io.atomic.sweep_temporaries`); nothing else is touched."""
+    return sweep_temporaries(folder, "|".join(re.escape(name) for name in names))
 
 
 def _rle_text(rle: RLE) -> dict:
@@ -117,17 +132,16 @@ def save_ytvis_json(entries: Sequence[dict], path: str | os.PathLike) -> Path:
 
 
 def _label_name(track: Track, result: VideoResult) -> str | None:
-    if track.label_name is not None:
-        return track.label_name
     if result.categories is not None:
         return result.categories[track.label]
-    return None
+    return track.label_name
 
 
 def save_coco_rle_json(result: VideoResult, path: str | os.PathLike) -> Path:
     """Write per-frame instances as COCO RLE JSON.
 
-    Layout: ``{"source", "size": [h, w], "num_frames", "fps", "categories", "frames": [{"frame", "timestamp",
+    Layout: ``{"source", "size": [h, w], "num_frames", "fps", "categories", "score_threshold", "frames":
+    [{"frame", "timestamp",
     "instances": [{"track_id", "label", "label_name", "score", "segmentation": {"size", "counts"}, "bbox":
     [x, y, w, h], "area"}]}]}``; a track appears in the frames where its mask is non-empty. ``label`` is the
     0-based class index.
@@ -170,6 +184,7 @@ def save_coco_rle_json(result: VideoResult, path: str | os.PathLike) -> Path:
         "num_frames": int(result.num_frames),
         "fps": result.fps,
         "categories": None if result.categories is None else list(result.categories),
+        "score_threshold": result.score_threshold,
         "frames": frames,
     }
     return _write_json(doc, path)
@@ -177,12 +192,7 @@ def save_coco_rle_json(result: VideoResult, path: str | os.PathLike) -> Path:
 
 def _present(track: Track, num_frames: int) -> list[tuple[int, RLE]]:
     """``(frame, rle)`` of the frames where ``track`` has a stored mask, in frame order."""
-    out = []
-    for t in range(num_frames):
-        rle = frame_rle(track, t)
-        if rle is not None:
-            out.append((t, rle))
-    return out
+    return [(t, track.frame_masks[t]) for t in sorted(track.frame_masks) if t < num_frames]
 
 
 def _paint_order(result: VideoResult) -> list[Track]:
@@ -193,7 +203,7 @@ def _paint_order(result: VideoResult) -> list[Track]:
 def _id_map(result: VideoResult, t: int, order: Sequence[Track]) -> np.ndarray:
     """int32 ``(H, W)`` map of frame ``t``: track id + 1 of the winning track, 0 for background."""
     out = np.zeros(result.size, dtype=np.int32)
-    present = [(track, rle) for track in order if (rle := frame_rle(track, t)) is not None]
+    present = [(track, track.frame_masks[t]) for track in order if t in track.frame_masks]
     if not present:
         return out
     masks = decode_masks([rle for _, rle in present])
@@ -267,25 +277,45 @@ def save_png_masks(result: VideoResult, folder: str | os.PathLike) -> Path:
 
 
 def _atomic_folder(folder: Path, fill: Callable[[Path], None]) -> None:
-    """Fill a temporary folder beside ``folder``, then swap it into place (an existing folder is replaced)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
+    """Fill a staging folder beside ``folder``, then swap it into place (an existing folder is replaced)."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(folder, "expected a folder for the PNG masks, found a file")
+    with staging_dir(folder) as tmp:
         fill(tmp)
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
-            os.replace(folder, old / folder.name)
+        _replace(tmp, folder)
+
+
+def _replace(src: Path, dst: Path) -> None:
+    """Rename ``src`` (a file or folder) to ``dst``, replacing what is there; a folder is swapped so that
+    ``dst`` is whole at every moment and restored if the swap fails."""
+    try:
+        if src.is_dir() and dst.is_dir():
+            # the displaced folder waits in a `.staging-` folder: a killed run's is swept like any other
+            old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.staging-", dir=dst.parent))
+            os.replace(dst, old / dst.name)
             try:
-                os.replace(tmp, folder)
+                os.replace(src, dst)
             except BaseException:
-                os.replace(old / folder.name, folder)
+                os.replace(old / dst.name, dst)
                 raise
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            os.replace(src, dst)
+    except OSError as exc:
+        raise output_error(dst, exc) from exc
+
+
+def publish(staged: Mapping[str, Path], out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Move outputs written into a staging folder (e.g. by `export`) into ``out_dir``, each replacing its
+    namesake; nothing else in ``out_dir`` is touched. Returns the same keys with the final paths."""
+    out_dir = ensure_dir(out_dir)
+    sweep_outputs(out_dir, [Path(path).name for path in staged.values()])
+    final = {}
+    for key, path in staged.items():
+        target = out_dir / Path(path).name
+        _replace(Path(path), target)
+        final[key] = target
+    return final
 
 
 def export(
@@ -298,7 +328,8 @@ def export(
     """Write ``result`` into ``out_dir`` in each of ``formats`` (names in `FORMATS`); returns name -> path.
 
     Files: ``results.json`` (ytvis, with ``video_id``), ``coco_rle.json``, ``mots.txt``, ``masks/`` (png).
-    Format names are checked before anything is written.
+    Format names are checked before anything is written; other files in ``out_dir`` are left alone, and
+    temporaries an interrupted earlier export left there are removed (`sweep_outputs`).
     """
     if isinstance(formats, str):
         formats = [formats]
@@ -306,10 +337,11 @@ def export(
     unknown = [f for f, n in zip(formats, names, strict=True) if n not in FORMATS]
     if unknown:
         raise ConfigError(f"formats: expected names among {', '.join(FORMATS)}; got unknown {unknown}")
-    out_dir = Path(out_dir)
+    out_dir = ensure_dir(out_dir)
+    sweep_outputs(out_dir, [FILE_NAMES[name] for name in names])
     written: dict[str, Path] = {}
     for name in dict.fromkeys(names):
-        target = out_dir / _FILE_NAMES[name]
+        target = out_dir / FILE_NAMES[name]
         if name == "ytvis":
             written[name] = save_ytvis_json(to_ytvis_results(result, video_id), target)
         elif name == "coco":

@@ -17,15 +17,18 @@ how the global batch is split).
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ifc_sdk.data.coco import COCODataset
 from ifc_sdk.data.transforms import COCOClipMapper, YTVISClipMapper
-from ifc_sdk.data.ytvis import ClipDataset
+from ifc_sdk.data.ytvis import ClipDataset, YTVISDataset
 from ifc_sdk.errors import ConfigError
 from ifc_sdk.training.recipes import Recipe
 
@@ -204,14 +207,35 @@ def clip_instances(
     ]
 
 
+def resolve_annotations(path: str | os.PathLike) -> Path:
+    """An annotation JSON: ``path`` itself, or ``annotations.json`` / ``train.json`` in the folder ``path``."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for name in ("annotations.json", "train.json"):
+            if (path / name).is_file():
+                return path / name
+        raise ConfigError(f"{path}: no annotations.json or train.json in this folder; pass the JSON itself")
+    raise ConfigError(f"{path}: no such dataset file or folder")
+
+
+def load_dataset(path: str | os.PathLike, fmt: str) -> ClipDataset:
+    """The training set: COCO-format images (``fmt="coco"``) or YouTube-VIS videos."""
+    json_path = resolve_annotations(path)
+    return COCODataset.from_json(json_path) if fmt == "coco" else YTVISDataset.from_json(json_path)
+
+
 __all__ = [
     "ClipBatches",
     "ClipStream",
     "build_loader",
     "build_mapper",
     "clip_instances",
+    "load_dataset",
     "local_padded_size",
     "pad_clips",
+    "resolve_annotations",
     "sample_seed",
     "shard_positions",
 ]

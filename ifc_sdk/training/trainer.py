@@ -1,10 +1,9 @@
 """The IFC training loop: a `Recipe` on one process or on torch DDP (``torchrun``), with exact resume.
 
-What one iteration does, as the reference (detectron2 ``SimpleTrainer`` + IFC's ``build_optimizer``):
-global batch -> normalise and zero-pad -> ``IFC.forward`` -> `IFCCriterion` (weighted, deep supervision) ->
-sum of the ``loss_*`` terms -> backward (DDP averages gradients) -> L2 clipping of the full model's gradient
-norm to ``clip_value`` -> AdamW (backbone learning rate x ``backbone_multiplier``) -> warmup + multi-step LR.
-The stem and res2 are frozen (``freeze_at=2``); every FrozenBN is frozen anyway.
+`Trainer.run` builds the model (`init_weights`), restores a checkpoint (`state`), then repeats one optimisation
+step (`step`) per iteration, logging (`run_log`), checkpointing and evaluating periodically. The stem and res2
+are frozen (``freeze_at=2``); every FrozenBN is frozen anyway. Logging values are means over the logging period,
+not medians.
 
 Output folder::
 
@@ -16,206 +15,62 @@ Output folder::
       model_final/                 model.safetensors + config.json at the end
       eval_results.json            YouTube-VIS results of the latest evaluation
 
-``training_state.pt`` holds the optimizer, scheduler, grad-scaler and iteration, and every process's RNG
-states; it loads with ``torch.load(weights_only=True)``. With the data stream a function of (seed, iteration)
-(`ifc_sdk.training.loader`), ``resume=True`` continues to the same weights as an uninterrupted run.
-
-Differences from the reference trainer: the padded size of a batch is agreed on by all processes (the
-reference pads per GPU, so its loss depends on how a batch is split), and under DDP each process's
-cross-entropy is rescaled so that the averaged gradient is that of the cross-entropy over the global batch
-(`_globalize_ce`; the reference normalises it per GPU). Together with the data stream this makes N processes
-train like one with the same total batch. Logging values are means over the logging period, not medians.
+The run writes only these names: anything else in ``out`` (or inside its folders) stays untouched, and the
+temporaries of a killed run are swept when the next run starts. With the data stream a function of (seed,
+iteration) (`ifc_sdk.training.loader`), ``resume=True`` continues to the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import random
-import shutil
-import sys
+import re
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import nn
-from tqdm import tqdm
 
-from ifc_sdk.checkpoint import (
-    WEIGHTS_NAME,
-    check_finite,
-    convert_reference_state_dict,
-    load_state_dict_strict,
-    save_pretrained,
-)
-from ifc_sdk.data.coco import COCODataset
-from ifc_sdk.data.ytvis import ClipDataset, YTVISDataset
-from ifc_sdk.errors import CheckpointError, ConfigError
-from ifc_sdk.io.atomic import atomic_write_text
+from ifc_sdk.data.ytvis import YTVISDataset
+from ifc_sdk.errors import ConfigError, OutputError
+from ifc_sdk.io.atomic import ensure_dir, sweep_temporaries
 from ifc_sdk.modeling.build import build_ifc
 from ifc_sdk.modeling.ifc import IFC
 from ifc_sdk.training import distributed as du
 from ifc_sdk.training.criterion import IFCCriterion
-from ifc_sdk.training.imagenet import load_imagenet_backbone, torchvision_imagenet_state_dict
+from ifc_sdk.training.init_weights import (
+    class_head_keys,
+    freeze_backbone,
+    load_finetune_init,
+    load_initial_weights,
+    read_model_state,
+)
 from ifc_sdk.training.loader import (
     ClipBatches,
     build_loader,
     build_mapper,
-    clip_instances,
+    load_dataset,
     local_padded_size,
     pad_clips,
+    resolve_annotations,
 )
 from ifc_sdk.training.recipes import Recipe, get_recipe
+from ifc_sdk.training.run_log import EVAL_RESULTS_NAME, METRICS_NAME, RECIPE_NAME, RunLog
 from ifc_sdk.training.scratch import calibrate_frozen_bn
-from ifc_sdk.training.targets import prepare_targets
+from ifc_sdk.training.state import (
+    LAST_CHECKPOINT,
+    Checkpoints,
+    seed_all,
+    set_rng_state,
+    write_model_folder,
+)
+from ifc_sdk.training.step import PRECISIONS, StepRunner, build_optimizer, pad_size
 from ifc_sdk.training.validate import evaluate_model
 
-STATE_NAME = "training_state.pt"
-LAST_CHECKPOINT = "last_checkpoint"
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+MODEL_FINAL = "model_final"
+OUT_NAMES = (RECIPE_NAME, METRICS_NAME, EVAL_RESULTS_NAME, LAST_CHECKPOINT, MODEL_FINAL)
 
 
-# --------------------------------------------------------------------------------------------------- weights
-def class_head_keys(state_dict: Mapping[str, Any]) -> list[str]:
-    """Keys of the last layer of the class head (``class_embed.layers.<last>.*``)."""
-    layers = sorted({int(k.split(".")[2]) for k in state_dict if k.startswith("class_embed.layers.")})
-    if not layers:
-        return []
-    prefix = f"class_embed.layers.{layers[-1]}."
-    return sorted(k for k in state_dict if k.startswith(prefix))
-
-
-def read_model_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """SDK-keyed IFC weights from a model folder, a ``.safetensors`` file or a reference ``.pth``."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / WEIGHTS_NAME
-    if not path.is_file():
-        raise CheckpointError(path, "no such checkpoint (expected a model folder, .safetensors or .pth)")
-    if path.suffix == ".safetensors":
-        return load_file(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(path, f"not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
-    state = obj.get("model", obj) if isinstance(obj, dict) else None
-    if not isinstance(state, dict):
-        raise CheckpointError(path, "expected {'model': state_dict} or a state dict")
-    return convert_reference_state_dict(state)
-
-
-def _is_ifc_state(keys) -> bool:
-    return any(k.startswith(("query_embed.", "detr.query_embed.")) for k in keys)
-
-
-def load_finetune_init(
-    model: IFC,
-    state_dict: Mapping[str, torch.Tensor],
-    *,
-    drop_class_head: bool | None = None,
-    path: str | os.PathLike | None = None,
-) -> list[str]:
-    """Initialise ``model`` from a previous stage's weights (e.g. COCO -> YouTube-VIS).
-
-    The last class-head layer (``class_embed.layers.<last>.*``) is dropped (left at its fresh initialisation)
-    when ``drop_class_head`` is True, or, by default (None), when its shape differs from the model's, which is
-    what detectron2's checkpointer does for 80 -> 40 classes. Every other weight must fit exactly.
-
-    Returns:
-        The dropped keys.
-    """
-    state = dict(state_dict)
-    check_finite(state, path)
-    head = class_head_keys(state)
-    expected = model.state_dict()
-    mismatch = any(k in expected and tuple(expected[k].shape) != tuple(state[k].shape) for k in head)
-    drop = mismatch if drop_class_head is None else drop_class_head
-    dropped = head if drop else []
-    if drop:
-        for k in head:
-            state[k] = expected[k]
-    load_state_dict_strict(model, state, path)
-    return dropped
-
-
-def freeze_backbone(model: IFC, freeze_at: int) -> list[str]:
-    """detectron2's ``FREEZE_AT``: 1 freezes the stem, 2 the stem and res2, ... Returns the frozen names."""
-    stages = ["stem", "res2", "res3", "res4", "res5"][: max(0, freeze_at)]
-    frozen = []
-    for name, p in model.backbone.named_parameters():
-        if name.split(".")[0] in stages:
-            p.requires_grad_(False)
-            frozen.append(f"backbone.{name}")
-    return frozen
-
-
-def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters; backbone learning rate x ``backbone_multiplier``."""
-    backbone, rest = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (backbone if "backbone" in name else rest).append(p)
-    groups = [{"params": rest, "lr": recipe.base_lr}]
-    if backbone:
-        groups.append({"params": backbone, "lr": recipe.base_lr * recipe.backbone_multiplier})
-    return torch.optim.AdamW(groups, lr=recipe.base_lr, betas=recipe.betas, weight_decay=recipe.weight_decay)
-
-
-# ------------------------------------------------------------------------------------------------------ data
-def resolve_annotations(path: str | os.PathLike) -> Path:
-    """An annotation JSON: ``path`` itself, or ``annotations.json`` / ``train.json`` in the folder ``path``."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    if path.is_dir():
-        for name in ("annotations.json", "train.json"):
-            if (path / name).is_file():
-                return path / name
-        raise ConfigError(f"{path}: no annotations.json or train.json in this folder; pass the JSON itself")
-    raise ConfigError(f"{path}: no such dataset file or folder")
-
-
-def load_dataset(path: str | os.PathLike, fmt: str) -> ClipDataset:
-    json_path = resolve_annotations(path)
-    return COCODataset.from_json(json_path) if fmt == "coco" else YTVISDataset.from_json(json_path)
-
-
-# ------------------------------------------------------------------------------------------------ RNG state
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": (np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])),
-        "python": random.getstate(),
-    }
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def _seed_all(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
-# --------------------------------------------------------------------------------------------------- trainer
 @dataclass
 class TrainResult:
     """What a run produced: the output folder, the final model folder (None if stopped early), the
@@ -265,11 +120,11 @@ class Trainer:
         self.max_eval_videos = max_eval_videos
         self.stop_after = stop_after
         self.drop_class_head = drop_class_head
-        self.keep_checkpoints = keep_checkpoints
         self.global_ce = global_ce
         self.dist = du.setup(device)
-        self.show_progress = progress and self.dist.is_main
         self.precision = self._resolve_precision(precision)
+        self.checkpoints = Checkpoints(self.out, self.dist, recipe, keep_checkpoints)
+        self.log = RunLog(self.out, main=self.dist.is_main, progress=progress)
 
         self.train_set = load_dataset(data, recipe.dataset_format)
         self.val_set = YTVISDataset.from_json(resolve_annotations(val)) if val is not None else None
@@ -301,137 +156,34 @@ class Trainer:
         config = self.recipe.model_config(
             num_classes=self.train_set.num_classes, categories=self.train_set.class_names
         )
-        _seed_all(self.recipe.seed)  # the same initial weights on every process
+        seed_all(self.recipe.seed)  # the same initial weights on every process
         model = build_ifc(config)
-        self.init_info = self._initialise(model) if initialise else {"source": "resumed"}
+        self.init_info = {"source": "resumed"}
+        if initialise:
+            self.init_info = load_initial_weights(
+                model, self.init, self.recipe, drop_class_head=self.drop_class_head, verbose=self.dist.is_main
+            )
         self.frozen = freeze_backbone(model, self.recipe.freeze_at)
         return model
 
-    def _initialise(self, model: IFC) -> dict[str, Any]:
-        init = self.init
-        if init is None or str(init) == "scratch":
-            if self.recipe.init != "scratch" and self.dist.is_main:
-                print(
-                    f"note: recipe {self.recipe.name!r} starts from {self.recipe.init} weights "
-                    f"({self.recipe.imagenet_weights or 'a previous stage'}) but no --init was given: "
-                    "training from random initialisation",
-                    file=sys.stderr,
-                )
-            return {"source": "scratch"}
-        if str(init) == "torchvision":
-            unused = load_imagenet_backbone(
-                model.backbone, torchvision_imagenet_state_dict(model.config.depth)
+    def _prepare_out(self) -> Path | None:
+        """Check and create the output folder (main process), sweep a killed run's temporaries; returns the
+        checkpoint to resume from."""
+        if self.out.exists() and not self.out.is_dir():
+            raise OutputError(self.out, "the output folder is an existing file, not a folder")
+        resume_from = self.checkpoints.latest() if self.resume else None
+        if resume_from is None and not self.resume and (self.out / LAST_CHECKPOINT).exists():
+            raise ConfigError(
+                f"{self.out} already holds a training run; pass resume=True (--resume) to "
+                "continue it, or choose another output folder"
             )
-            return {"source": "torchvision", "unused": len(unused)}
-        path = Path(init)
-        if path.suffix == ".pkl":
-            unused = load_imagenet_backbone(model.backbone, path)
-            return {"source": str(path), "kind": "imagenet", "unused": len(unused)}
-        if path.suffix == ".pth" and path.is_file():
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-            state = obj.get("model", obj) if isinstance(obj, dict) else {}
-            if not _is_ifc_state(state):
-                unused = load_imagenet_backbone(model.backbone, path)
-                return {"source": str(path), "kind": "imagenet", "unused": len(unused)}
-        dropped = load_finetune_init(
-            model, read_model_state(path), drop_class_head=self.drop_class_head, path=path
-        )
-        return {"source": str(path), "kind": "checkpoint", "dropped": dropped}
-
-    def _resume_checkpoint(self) -> Path | None:
-        marker = self.out / LAST_CHECKPOINT
-        if not marker.is_file():
-            return None
-        folder = self.out / marker.read_text().strip()
-        if not (folder / STATE_NAME).is_file():
-            raise CheckpointError(folder, f"{LAST_CHECKPOINT} names a checkpoint without {STATE_NAME}")
-        return folder
-
-    # ------------------------------------------------------------------------------------------ checkpoint
-    def save_checkpoint(self, model: IFC, optimizer, scheduler, scaler, iteration: int) -> Path | None:
-        """Write ``checkpoints/iter_<iteration>`` atomically (rank 0), then point ``last_checkpoint`` at it."""
-        rng = du.all_gather_object(_rng_state(self.dist.device), self.dist)
-        if not self.dist.is_main:
-            return None
-        root = self.out / "checkpoints"
-        name = f"iter_{iteration:07d}"
-        tmp, final = root / f".{name}.tmp", root / name
-        shutil.rmtree(tmp, ignore_errors=True)
-        save_pretrained(model, tmp)
-        state = {
-            "iteration": iteration,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "rng": rng,
-            "world_size": self.dist.world_size,
-            "recipe": json.dumps(self.recipe.to_dict()),
-        }
-        torch.save(state, tmp / STATE_NAME)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        atomic_write_text(self.out / LAST_CHECKPOINT, f"checkpoints/{name}\n")
-        if self.keep_checkpoints:
-            old = sorted(p for p in root.glob("iter_*") if p.is_dir())[: -self.keep_checkpoints]
-            for p in old:
-                shutil.rmtree(p, ignore_errors=True)
-        return final
-
-    def load_checkpoint(self, folder: Path, model: IFC, optimizer, scheduler, scaler) -> int:
-        """Restore weights, optimizer, scheduler, scaler and this process's RNG; returns the next iteration."""
-        state_dict = load_file(folder / WEIGHTS_NAME)
-        load_state_dict_strict(model, state_dict, folder)
-        state = torch.load(folder / STATE_NAME, map_location="cpu", weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        iteration = int(state["iteration"])
-        rng = state.get("rng") or []
-        if len(rng) == self.dist.world_size:
-            self._pending_rng = rng[self.dist.rank]
-        else:
-            if self.dist.is_main:
-                print(
-                    f"note: the checkpoint was written by {len(rng)} process(es), this run has "
-                    f"{self.dist.world_size}: random states are re-seeded",
-                    file=sys.stderr,
-                )
-            self._pending_rng = None
-            _seed_all(self.recipe.seed + 1000 * iteration + self.dist.rank)
-        return iteration
-
-    # ---------------------------------------------------------------------------------------------- logging
-    def _open_metrics(self, start_iter: int):
-        path = self.out / "metrics.jsonl"
         if self.dist.is_main:
-            if path.is_file():  # drop what a previous run logged after the checkpoint we resume from
-                kept = [
-                    line
-                    for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("iteration", 0) <= start_iter
-                ]
-                atomic_write_text(path, "".join(line + "\n" for line in kept))
-            self._metrics_file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in run)
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+            ensure_dir(self.out)
+            sweep_temporaries(self.out, "|".join(re.escape(name) for name in OUT_NAMES))
+            self.checkpoints.sweep()
+        du.barrier(self.dist)
+        return resume_from
 
-                self._tb = SummaryWriter(str(self.out / "tensorboard"))
-            except ImportError:
-                self._tb = None
-        return path
-
-    def _log(self, record: dict[str, Any]) -> None:
-        if not self.dist.is_main:
-            return
-        self._metrics_file.write(json.dumps(record) + "\n")
-        self._metrics_file.flush()
-        if self._tb is not None:
-            for k, v in record.items():
-                if k != "iteration" and isinstance(v, int | float):
-                    self._tb.add_scalar(k, v, record["iteration"])
-
-    # ------------------------------------------------------------------------------------------------- loop
     def evaluate(self, model: IFC, iteration: int) -> dict[str, float] | None:
         """Evaluate on the val split (rank 0; the others wait). RNG states are left untouched."""
         metrics = None
@@ -447,29 +199,21 @@ class Trainer:
                     category_ids=category_ids,
                     max_videos=self.max_eval_videos,
                 )
-            atomic_write_text(self.out / "eval_results.json", json.dumps(entries))
-            self._log({"iteration": iteration, **{f"eval/{k}": v for k, v in metrics.items()}})
-            if self.show_progress:
-                tqdm.write(
-                    f"iteration {iteration}: AP {metrics['AP']:.3f}  AP50 {metrics['AP50']:.3f}  "
-                    f"AR10 {metrics['AR10']:.3f}"
-                )
+            self.log.evaluation(iteration, metrics, entries)
         du.barrier(self.dist)
         return metrics
 
     def run(self) -> TrainResult:
+        """Train to the recipe's ``max_iter`` (or ``stop_after``); see `train`."""
+        try:
+            return self._run()
+        finally:
+            self.log.close()
+
+    def _run(self) -> TrainResult:
         recipe, info = self.recipe, self.dist
         t_start = time.time()
-        resume_from = self._resume_checkpoint() if self.resume else None
-        if resume_from is None and not self.resume and (self.out / LAST_CHECKPOINT).exists():
-            raise ConfigError(
-                f"{self.out} already holds a training run; pass resume=True (--resume) to "
-                "continue it, or choose another output folder"
-            )
-        if info.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-        du.barrier(info)
-
+        resume_from = self._prepare_out()
         model = self.build_model(initialise=resume_from is None).to(info.device)
         model.train()
         criterion = IFCCriterion(
@@ -488,26 +232,19 @@ class Trainer:
         optimizer = build_optimizer(model, recipe)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: recipe.lr_factor(it))
         scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
-        self._pending_rng = None
-        start_iter = 0
+        pending_rng, start_iter = None, 0
         if resume_from is not None:
-            start_iter = self.load_checkpoint(resume_from, model, optimizer, scheduler, scaler)
+            start_iter, pending_rng = self.checkpoints.load(resume_from, model, optimizer, scheduler, scaler)
         else:
-            _seed_all(recipe.seed + info.rank)  # per-process dropout streams
-        if info.is_main:
-            atomic_write_text(
-                self.out / "recipe.json",
-                json.dumps(
-                    {
-                        "recipe": recipe.to_dict(),
-                        "args": self.args,
-                        "start_iteration": start_iter,
-                        "init": self.init_info if resume_from is None else {"resume": str(resume_from)},
-                    },
-                    indent=2,
-                )
-                + "\n",
-            )
+            seed_all(recipe.seed + info.rank)  # per-process dropout streams
+        self.log.write_recipe(
+            {
+                "recipe": recipe.to_dict(),
+                "args": self.args,
+                "start_iteration": start_iter,
+                "init": self.init_info if resume_from is None else {"resume": str(resume_from)},
+            }
+        )
 
         ddp_model: nn.Module = model
         if info.distributed:
@@ -517,7 +254,8 @@ class Trainer:
                 broadcast_buffers=False,
                 find_unused_parameters=False,
             )
-
+        parts = (model, ddp_model, criterion, optimizer, scheduler, scaler, recipe, info)
+        step = StepRunner(*parts, precision=self.precision, global_ce=self.global_ce)
         batches = ClipBatches(
             self.train_set,
             mapper,
@@ -528,166 +266,46 @@ class Trainer:
         )
         stop = recipe.max_iter if self.stop_after is None else min(recipe.max_iter, self.stop_after)
         loader = iter(build_loader(batches, start_iter, stop, self.num_workers))
-        if self._pending_rng is not None:  # after the loader exists: nothing may draw from it in between
-            _set_rng_state(self._pending_rng, info.device)
+        if pending_rng is not None:  # after the loader exists: nothing may draw from it in between
+            set_rng_state(pending_rng, info.device)
 
-        self._open_metrics(start_iter)
-        params = [p for p in model.parameters() if p.requires_grad]
-        autocast_dtype = PRECISIONS[self.precision]
-        bar = tqdm(
-            total=recipe.max_iter,
-            initial=start_iter,
-            desc=recipe.name,
-            unit="it",
-            disable=not self.show_progress,
-            dynamic_ncols=True,
-        )
+        self.log.open(start_iter, recipe.max_iter, recipe.name)
         sums: dict[str, float] = {}
         count = 0
         last_loss, metrics = None, None
-        iteration = start_iter
-        try:
-            for iteration in range(start_iter, stop):
-                t0 = time.perf_counter()
-                clips = next(loader)
-                t_data = time.perf_counter() - t0
-                padded = pad_size(
-                    du.all_reduce_max(list(local_padded_size(clips)), info), recipe.size_divisibility
-                )
-                images, sizes = pad_clips(clips, model.normalize, padded, info.device)
-                targets = prepare_targets(
-                    clip_instances(clips, info.device),
-                    padded,
-                    mask_stride=recipe.mask_stride,
-                    match_stride=recipe.match_stride,
-                )
-                autocast = (
-                    torch.autocast(info.device.type, dtype=autocast_dtype)
-                    if autocast_dtype is not None
-                    else contextlib.nullcontext()
-                )
-                with autocast:
-                    outputs = ddp_model(images, sizes)
-                outputs = _to_float(outputs, recipe.deep_supervision)
-                losses = criterion(outputs, targets)
-                if info.distributed and self.global_ce:
-                    losses = _globalize_ce(
-                        losses, targets, model.config.num_queries, recipe.no_object_weight, info
-                    )
-                loss = sum(v for k, v in losses.items() if k.startswith("loss_"))
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"loss is {loss.item()} at iteration {iteration}: {_scalars(losses)}"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                else:
-                    loss.backward()
-                if recipe.clip_type == "full_model" and recipe.clip_value > 0:
-                    torch.nn.utils.clip_grad_norm_(params, recipe.clip_value, recipe.clip_norm_type)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                lr = optimizer.param_groups[0]["lr"]
-                scheduler.step()
-
-                step = {
-                    k: float(losses[k].detach()) for k in ("loss_ce", "loss_mask", "loss_dice", "class_error")
-                }
-                step.update(
-                    {"loss": float(loss.detach()), "data_time": t_data, "time": time.perf_counter() - t0}
-                )
-                for k, v in step.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
-                done = iteration + 1
-                if done % self.log_every == 0 or done == stop:
-                    means = du.all_reduce_mean({k: v / count for k, v in sums.items()}, info)
-                    last_loss = means["loss"]
-                    self._log({"iteration": done, "lr": lr, **{k: round(v, 6) for k, v in means.items()}})
-                    bar.set_postfix(loss=f"{means['loss']:.3f}", lr=f"{lr:.2e}")
-                    sums, count = {}, 0
-                bar.update(1)
-                if (
-                    done == stop
-                    and stop < recipe.max_iter
-                    or (
-                        self.checkpoint_every and done % self.checkpoint_every == 0 and done < recipe.max_iter
-                    )
-                ):
-                    self.save_checkpoint(model, optimizer, scheduler, scaler, done)
-                    du.barrier(info)
-                if self.eval_every and done % self.eval_every == 0 and done < recipe.max_iter:
-                    metrics = self.evaluate(model, done)
-            iteration = stop
-        finally:
-            bar.close()
+        for iteration in range(start_iter, stop):
+            t0 = time.perf_counter()
+            clips = next(loader)
+            t_data = time.perf_counter() - t0
+            logged, lr = step(clips, iteration)
+            logged.update({"data_time": t_data, "time": time.perf_counter() - t0})
+            for k, v in logged.items():
+                sums[k] = sums.get(k, 0.0) + v
+            count += 1
+            done = iteration + 1
+            if done % self.log_every == 0 or done == stop:
+                means = du.all_reduce_mean({k: v / count for k, v in sums.items()}, info)
+                last_loss = means["loss"]
+                self.log.log({"iteration": done, "lr": lr, **{k: round(v, 6) for k, v in means.items()}})
+                self.log.step(means["loss"], lr)
+                sums, count = {}, 0
+            else:
+                self.log.step()
+            periodic = self.checkpoint_every and done % self.checkpoint_every == 0 and done < recipe.max_iter
+            if (done == stop and stop < recipe.max_iter) or periodic:
+                self.checkpoints.save(model, optimizer, scheduler, scaler, done)
+                du.barrier(info)
+            if self.eval_every and done % self.eval_every == 0 and done < recipe.max_iter:
+                metrics = self.evaluate(model, done)
+        self.log.close_bar()
         model_dir = None
         if stop == recipe.max_iter:
             if info.is_main:
-                model_dir = save_pretrained(model, self.out / "model_final")
+                model_dir = write_model_folder(model, self.out / MODEL_FINAL)
             if self.val_set is not None and self.eval_every != -1:
                 metrics = self.evaluate(model, stop)
             du.barrier(info)
-        if info.is_main:
-            self._metrics_file.close()
-            if self._tb is not None:
-                self._tb.close()
-        return TrainResult(self.out, model_dir, iteration, last_loss, metrics, time.time() - t_start)
-
-
-def pad_size(size: list[int] | tuple[int, int], divisibility: int) -> tuple[int, int]:
-    """``(H, W)`` rounded up to multiples of ``divisibility`` (0 or 1: unchanged).
-
-    With a multiple of 8, the stride-8 predictions and the stride-4 targets cover the same padded extent; otherwise
-    the criterion's resize of ``ceil(H/8)`` onto ``ceil(H/4)`` cells (as in the reference) teaches the model a
-    small stretch of its masks, noticeable at low resolution.
-    """
-    if divisibility <= 1:
-        return int(size[0]), int(size[1])
-    return tuple(-(-int(s) // divisibility) * divisibility for s in size)
-
-
-def _to_float(outputs: dict, keep_aux: bool) -> dict:
-    """Model outputs in fp32 for the loss (autocast may give bf16/fp16); aux layers dropped unless used."""
-    out = {"pred_logits": outputs["pred_logits"].float(), "pred_masks": outputs["pred_masks"].float()}
-    if keep_aux:
-        out["aux_outputs"] = [
-            {k: v.float() for k, v in aux.items()} for aux in outputs.get("aux_outputs", [])
-        ]
-    return out
-
-
-def _globalize_ce(
-    losses: dict[str, torch.Tensor],
-    targets: list[dict],
-    num_queries: int,
-    no_object_weight: float,
-    info: du.DistInfo,
-) -> dict[str, torch.Tensor]:
-    """Rescale this process's cross-entropy terms so that DDP's gradient average equals the gradient of the
-    cross-entropy over the global batch.
-
-    The criterion's weighted cross-entropy is normalised by this process's sum of class weights
-    ``S_r = sum over its queries of (1 if matched else no_object_weight)``; averaging over W processes gives
-    ``mean_r CE_r``, which differs from the single-process ``sum_r S_r CE_r / S``. Multiplying ``CE_r`` by
-    ``W * S_r / S`` makes them equal (factor 1 on one process). The mask losses need nothing: the criterion
-    already normalises them by the global number of masks.
-    """
-    matched = sum(min(num_queries, len(t["labels"])) for t in targets)
-    local = matched + (len(targets) * num_queries - matched) * no_object_weight
-    total = torch.tensor([float(local)], dtype=torch.float64, device=info.device)
-    torch.distributed.all_reduce(total)
-    scale = info.world_size * local / float(total.item())
-    return {k: (v * scale if k == "loss_ce" or k.startswith("loss_ce_") else v) for k, v in losses.items()}
-
-
-def _scalars(losses: Mapping[str, torch.Tensor]) -> dict[str, float]:
-    return {k: round(float(v), 4) for k, v in losses.items()}
+        return TrainResult(self.out, model_dir, stop, last_loss, metrics, time.time() - t_start)
 
 
 def train(
@@ -736,7 +354,7 @@ def train(
         stop_after: stop (with a checkpoint) after this many iterations without changing the schedule.
         drop_class_head: see `load_finetune_init` (default: drop when the shape differs).
         keep_checkpoints: keep only the newest N checkpoints.
-        global_ce: under DDP, normalise the cross-entropy over the global batch (see `_globalize_ce`), so N
+        global_ce: under DDP, normalise the cross-entropy over the global batch (see `ifc_sdk.training.step.globalize_ce`), so N
             processes train exactly like one; False keeps the reference's per-process normalisation.
         overrides: further `Recipe` fields, e.g. ``base_lr=2e-4``, ``steps=(800,)``.
     """
@@ -774,6 +392,7 @@ def train(
         du.cleanup(trainer.dist)
 
 
+# The weight and step helpers lived here before the split; they stay importable from this module.
 __all__ = [
     "TrainResult",
     "Trainer",
@@ -781,6 +400,7 @@ __all__ = [
     "class_head_keys",
     "freeze_backbone",
     "load_finetune_init",
+    "pad_size",
     "read_model_state",
     "train",
 ]

@@ -7,43 +7,35 @@ same tracks, labels, scores and masks on the fixture checkpoint.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from reference import meta, model, rgb_frames, tensors, unpack_masks
 
-from ifc_sdk import segment_frames
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-from reference_style import (  # noqa: E402
+from benchmarks.reference_style import (
     MAX_TRACKS,
+    Clip,
     StageTimer,
     TooManyTracksError,
     Videos,
     clip_windows,
     run_reference_style,
 )
+from ifc_sdk import segment_frames
 
 NAME = "r50_seed0"
+
+
+def _video_args(spec: dict, size: tuple[int, int]) -> dict:
+    """The fixture run's windowing, on the fixture frames as they are, masks at the video's size."""
+    return dict(window=spec["window_T"], stride=spec["clip_stride"], size=None, output_size=size)
 
 
 def _run(run: str, **kwargs):
     info = meta()["models"][NAME]
     spec = info["video_runs"][run]
     size = (info["video"]["height"], info["video"]["width"])
-    out = run_reference_style(
-        model(NAME),
-        rgb_frames(NAME),
-        window=spec["window_T"],
-        stride=spec["clip_stride"],
-        size=None,
-        output_size=size,
-        **kwargs,
-    )
+    out = run_reference_style(model(NAME), rgb_frames(NAME), **_video_args(spec, size), **kwargs)
     return spec, size, out
 
 
@@ -73,10 +65,7 @@ def test_reference_style_matches_reference_fixtures(run):
 def test_ifc_sdk_equals_reference_style(run):
     """Same tracks, labels, scores and masks from ifc_sdk's streaming path and the dense baseline."""
     spec, size, out = _run(run, encode=False)
-    ours = segment_frames(
-        model(NAME),
-        rgb_frames(NAME), window=spec["window_T"], stride=spec["clip_stride"], size=None, output_size=size
-    )
+    ours = segment_frames(model(NAME), rgb_frames(NAME), **_video_args(spec, size))
     preds = ours.predictions(multi_class=True, threshold=0.01)
     assert [p.label for p in preds] == out.labels
     assert [p.track_id for p in preds] == out.track_idx
@@ -90,8 +79,6 @@ def test_ifc_sdk_equals_reference_style(run):
 
 def test_track_cap_is_an_error_as_in_the_reference():
     videos = Videos(clip_len=2, video_length=2, num_classes=3, mask_size=(2, 2))
-    from reference_style import Clip
-
     n = MAX_TRACKS + 1
     clip = Clip([0, 1], torch.full((n, 4), 0.25), torch.zeros(n, 2, 2, 2), torch.full((n, 2, 2, 2), 0.5))
     with pytest.raises(TooManyTracksError):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from faults import disk_full_for
 
 from ifc_sdk.checkpoint import (
     CONFIG_NAME,
@@ -181,3 +182,66 @@ def test_convert_refuses_unsafe_pickles_unless_trusted(capsys, isolated, pth) ->
     assert not (isolated / "out").exists()
     code, _, _ = run(capsys, "convert", str(unsafe), str(isolated / "out"), "--trusted")
     assert code == 0 and same_weights(isolated / "out", pth)
+
+
+@pytest.mark.parametrize(
+    ("argv", "options"),
+    [(("convert",), ()), (("weights", "convert"), ()), (("convert",), ("--name", "fixture"))],
+)
+def test_convert_into_a_folder_keeps_the_users_files(capsys, isolated, pth, argv, options) -> None:
+    add_entry(isolated, "fixture", [])
+    out_dir = isolated / "project"
+    (out_dir / "data").mkdir(parents=True)
+    (out_dir / "data" / "clip.mp4").write_bytes(b"video")
+    (out_dir / "README.md").write_text("mine")
+    code, _, err = run(capsys, *argv, str(pth), str(out_dir), *options)
+    assert code == 0, err
+    assert sorted(p.name for p in out_dir.iterdir()) == ["README.md", CONFIG_NAME, "data", WEIGHTS_NAME]
+    code, _, err = run(capsys, *argv, str(pth), str(out_dir), *options)
+    assert code == 1 and "already holds a model" in err and "--overwrite" in err and "Traceback" not in err
+    assert run(capsys, *argv, str(pth), str(out_dir), *options, "--overwrite")[0] == 0
+    assert (out_dir / "data" / "clip.mp4").read_bytes() == b"video" and (
+        out_dir / "README.md"
+    ).read_text() == "mine"
+    assert same_weights(out_dir, pth)
+
+
+def test_convert_to_an_existing_file(capsys, isolated, pth) -> None:
+    target = isolated / "out"
+    target.write_text("user data")
+    code, _, err = run(capsys, "convert", str(pth), str(target))
+    assert code == 1 and f"{target}: the output folder is an existing file" in err
+    assert target.read_text() == "user data"
+
+
+def test_download_from_an_unsafe_pickle_offers_a_flag_that_exists(capsys, isolated, pth) -> None:
+    add_entry(isolated, "manual", [])
+    state = torch.load(pth, weights_only=True)
+    unsafe = isolated / "unsafe.pth"
+    torch.save({**state, "saved_at": datetime.datetime(2021, 12, 17)}, unsafe)
+    code, _, err = run(capsys, "weights", "download", "manual", "--from", str(unsafe))
+    assert code == 1 and "refused to unpickle" in err and "--trusted" in err
+    code, out, err = run(
+        capsys, "weights", "download", "manual", "--from", str(unsafe), "--trusted", "--quiet"
+    )
+    assert code == 0, err
+    assert same_weights(Path(out.strip()).parent, pth)
+    code, _, err = run(capsys, "weights", "download", "manual", "--trusted")
+    assert code == 1 and "--from" in err
+
+
+def test_cache_that_is_a_file_exits_1_naming_it(capsys, isolated, pth, monkeypatch) -> None:
+    cache = isolated / "cachefile"
+    cache.write_text("user data")
+    monkeypatch.setenv("IFC_SDK_CACHE", str(cache))
+    add_entry(isolated, "fixture", [{"kind": "url", "url": pth.as_uri(), "filename": "r50.pth"}])
+    code, _, err = run(capsys, "weights", "download", "fixture", "--quiet")
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith(f"ifc-sdk weights: error: {cache}: ") and "existing file" in err
+
+
+def test_disk_full_during_convert_exits_1(capsys, isolated, pth, monkeypatch) -> None:
+    disk_full_for(monkeypatch, WEIGHTS_NAME)
+    code, _, err = run(capsys, "convert", str(pth), str(isolated / "out"))
+    assert code == 1 and err.count("\n") == 1 and "no space left on the device (disk full)" in err
+    assert str(isolated / "out" / WEIGHTS_NAME) in err and list((isolated / "out").iterdir()) == []

@@ -1,4 +1,5 @@
-"""predict-dataset: a model over every video of a split, sharded under torchrun, resumable, zipped."""
+"""predict-dataset: a model over every video of a split, sharded under torchrun, resumable, zipped; output paths
+checked before any work, a killed run's temporaries swept, nothing else in the folders touched."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from ifc_sdk.api import inference_defaults
 from ifc_sdk.checkpoint import save_pretrained
 from ifc_sdk.cli import main
 from ifc_sdk.data.synthetic import generate_dataset
-from ifc_sdk.errors import ConfigError, DatasetError
+from ifc_sdk.errors import ConfigError, DatasetError, OutputError
 from ifc_sdk.evaluation import predict as predict_mod
 from ifc_sdk.evaluation.predict import predict_dataset, resolve_split
 from ifc_sdk.evaluation.ytvis import STAT_NAMES, evaluate_ytvis
@@ -263,3 +264,44 @@ def test_inference_defaults(setup, monkeypatch):
     entry = types.SimpleNamespace(inference={"window": 36, "stride": 2}, input={"min_size_test": 480})
     monkeypatch.setattr(ifc_sdk.weights, "get_model_entry", lambda name: entry)
     assert inference_defaults("r50") == {"window": 36, "stride": 2, "size": 480}
+
+
+def test_output_paths_are_checked_before_any_video(setup, tmp_path, monkeypatch, capsys):
+    def never(*args):
+        raise AssertionError("a video was processed before the output paths were checked")
+
+    monkeypatch.setattr(predict_mod, "_predict_video", never)
+    folder = tmp_path / "results.json"
+    folder.mkdir()
+    with pytest.raises(OutputError, match="results file is an existing folder"):
+        predict_dataset(setup.data, folder, model=setup.model, **FAST)
+    (tmp_path / "r.zip").mkdir()
+    with pytest.raises(OutputError, match="submission zip is an existing folder"):
+        predict_dataset(setup.data, tmp_path / "r.json", model=setup.model, **FAST)
+    (tmp_path / "p.json.parts").write_text("mine")
+    with pytest.raises(OutputError, match="parts folder is an existing file"):
+        predict_dataset(setup.data, tmp_path / "p.json", model=setup.model, **FAST)
+    assert (tmp_path / "p.json.parts").read_text() == "mine"
+
+    args = ["predict-dataset", "--data", str(setup.data), "--model", setup.model, "--out", str(folder)]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == f"ifc-sdk predict-dataset: error: {folder}: the results file is an existing folder, not a file"
+    )
+
+
+def test_a_killed_runs_temporaries_are_swept_and_nothing_else(setup, tmp_path):
+    out = tmp_path / "results.json"
+    parts = tmp_path / "results.json.parts"
+    # What a run killed during atomic writes leaves (`atomic_path` names), and a user's files beside them.
+    stale = [parts / ".1.json.tmp-abcd1234.json", tmp_path / ".results.json.tmp-zz_00000.json"]
+    stale.append(tmp_path / ".results.zip.tmp-q1w2e3r4.zip")
+    kept = [parts / "notes.txt", parts / "sub" / "2.json", tmp_path / ".other.json.tmp-abcd1234.json"]
+    for path in stale + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{")
+    predict_dataset(setup.data, out, model=setup.model, limit=1, **FAST)
+    assert [p for p in stale if p.exists()] == []
+    assert all(p.read_text() == "{" for p in kept)
+    assert sorted(p.name for p in parts.iterdir()) == ["1.json", "notes.txt", "sub"]

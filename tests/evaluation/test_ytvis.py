@@ -102,6 +102,14 @@ def _gt(annotations: list[dict], categories: int = 2) -> dict:
     }
 
 
+def _unknown_length(gt: dict) -> dict:
+    """The GT without the video's frame count (no ``length``, no ``file_names``): lengths go unchecked, so
+    the official ``zip`` pairing of frames can be exercised."""
+    for video in gt["videos"]:
+        video.pop("length"), video.pop("file_names")
+    return gt
+
+
 def _ann(ann_id: int, box: tuple[int, int, int, int], category: int = 1, iscrowd: int = 0) -> dict:
     rle = _rle(*box)
     area = box[2] * box[3]
@@ -173,7 +181,7 @@ def test_gt_id_zero_never_counts() -> None:
 
 
 def test_iou_sums_over_frames_and_zip_truncates() -> None:
-    gt = load_ground_truth(_gt([_ann(1, (0, 0, 4, 5))]))  # 20 px in each of 2 frames
+    gt = load_ground_truth(_unknown_length(_gt([_ann(1, (0, 0, 4, 5))])))  # 20 px in each of 2 frames
     one_frame = {"video_id": 1, "category_id": 1, "score": 1.0, "segmentations": [_rle(0, 0, 2, 5)]}
     absent = {**one_frame, "segmentations": [_rle(0, 0, 2, 5), None]}
     empty = {**one_frame, "segmentations": [_rle(0, 0, 2, 5), _rle(0, 0, 0, 0)]}
@@ -220,17 +228,46 @@ def test_iou_agrees_with_decoded_masks_on_random_tracks() -> None:
     dt_seqs = [random_track(int(rng.integers(1, 6))) for _ in range(7)]
     gt_seqs = [random_track(int(rng.integers(1, 6))) for _ in range(4)]
     gt = load_ground_truth(
-        _gt(
-            [
-                {"id": j + 1, "video_id": 1, "category_id": 1, "segmentations": seq, "areas": []}
-                for j, seq in enumerate(gt_seqs)
-            ]
+        _unknown_length(
+            _gt(
+                [
+                    {"id": j + 1, "video_id": 1, "category_id": 1, "segmentations": seq, "areas": []}
+                    for j, seq in enumerate(gt_seqs)
+                ]
+            )
         )
     )
     dts = load_results(
         [{"video_id": 1, "category_id": 1, "score": 0.5, "segmentations": seq} for seq in dt_seqs], gt
     )
     np.testing.assert_allclose(track_iou(dts, gt.tracks), _brute_force_iou(dt_seqs, gt_seqs), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("score", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_score_is_refused_naming_the_video(score: float) -> None:
+    gt = _gt([_ann(1, (0, 0, 5, 5))])
+    gt["videos"][0]["file_names"] = ["abc123/00000.jpg", "abc123/00005.jpg"]
+    with pytest.raises(
+        EvaluationError, match=r"results\[1\] \(video 1 \('abc123'\)\): 'score' must be a finite"
+    ):
+        evaluate_ytvis(gt, [_pred((0, 0, 5, 5), 0.9), _pred((0, 0, 5, 5), score)])
+
+
+@pytest.mark.parametrize("frames", [1, 3])
+def test_segmentations_of_the_wrong_length_are_refused(frames: int) -> None:
+    pred = _pred((0, 0, 5, 5), 0.9)
+    pred["segmentations"] = [pred["segmentations"][0]] * frames
+    with pytest.raises(
+        EvaluationError, match=f"results\\[0\\]: video 1 has 2 frames, but 'segmentations' has {frames}"
+    ):
+        evaluate_ytvis(_gt([_ann(1, (0, 0, 5, 5))]), [pred])
+    gt = _gt([_ann(1, (0, 0, 5, 5))])
+    gt["videos"][0].pop("length")  # the number of file_names counts then
+    with pytest.raises(EvaluationError, match="video 1 has 2 frames"):
+        evaluate_ytvis(gt, [pred])
+    gt["annotations"][0]["segmentations"] = pred["segmentations"]  # a broken GT file is refused too
+    with pytest.raises(EvaluationError, match=r"annotations\[0\]: video 1 has 2 frames"):
+        evaluate_ytvis(gt, [])
 
 
 def test_malformed_rle_raises() -> None:
@@ -283,3 +320,14 @@ def test_cli_prints_table_and_writes_metrics(tmp_path: Path, capsys: pytest.Capt
 def test_cli_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "--gt", str(tmp_path / "missing.json"), "--results", "r.json"]) == 1
     assert "missing.json" in capsys.readouterr().err
+
+
+def test_cli_output_on_a_folder_is_an_error_before_evaluating(tmp_path: Path, capsys) -> None:
+    gt, results, _ = _case("case0_tiny")
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    assert main(["eval", "--gt", str(gt), "--results", str(results), "--output", str(folder)]) == 1
+    captured = capsys.readouterr()
+    assert f"{folder}: the metrics file is an existing folder" in captured.err
+    assert "Traceback" not in captured.err and "Average Precision" not in captured.out
+    assert list(folder.iterdir()) == []

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import require
-from reference import REFERENCE, assert_matches_reference, meta, run_video
+from reference import REFERENCE, assert_matches_reference, run_video
 
 from ifc_sdk.checkpoint import load_reference_checkpoint
 from ifc_sdk.modeling import kernels
@@ -55,8 +55,10 @@ def test_bf16_autocast_on_cpu_keeps_tracks_and_masks():
     ious = []
     for a, b in zip(exact.tracks, reduced.tracks):
         ma, mb = a.mask_array(), b.mask_array()
+        if ma.sum() < 1e-3 * ma.size:  # a few pixels a frame: one border pixel moves the IoU by percents
+            continue
         ious.append((ma & mb).sum() / max((ma | mb).sum(), 1))
-    assert min(ious) >= 0.97 and np.mean(ious) >= 0.98, ious
+    assert len(ious) >= 3 and min(ious) >= 0.97 and np.mean(ious) >= 0.98, ious
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

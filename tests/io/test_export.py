@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from ifc_sdk.errors import ConfigError
+from ifc_sdk.errors import ConfigError, OutputError
 from ifc_sdk.io.export import (
     export,
     save_coco_rle_json,
@@ -312,3 +312,51 @@ def test_render_frame_draws_labels_and_keeps_input():
     assert (image == 50).all()  # input untouched
     assert (out != 50).any(axis=-1).sum() > 0
     assert ((out > 230).all(axis=-1) | (out < 25).all(axis=-1)).any()  # label text, white or black
+
+
+# ---------------------------------------------------------------------------------------------- user files
+def test_export_sweeps_only_its_own_stale_temporaries(tmp_path):
+    out = tmp_path / "out"
+    (out / ".masks.tmp-a1b2c3d4").mkdir(parents=True)
+    (out / ".masks.staging-c3_9x0ab").mkdir()
+    (out / ".results.json.tmp-x9y8z7w6.json").write_text("[")
+    (out / ".mots.txt.tmp-zzzzzzzz.txt").write_text("1 2")
+    (out / "notes.txt").write_text("mine")
+    (out / ".results.json.backup").write_text("mine too")  # not an SDK temporary: kept
+    written = export(_result(), out, ["ytvis", "png"])
+    assert _listing(out) == [
+        ".mots.txt.tmp-zzzzzzzz.txt",
+        ".results.json.backup",
+        "masks",
+        "notes.txt",
+        "results.json",
+    ]
+    assert set(written) == {"ytvis", "png"}
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_export_into_a_file_is_an_output_error(tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("user data")
+    with pytest.raises(OutputError, match="taken: the output folder is an existing file"):
+        export(_result(), target, ["ytvis"])
+    assert target.read_text() == "user data"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "masks").write_text("a file where the PNG folder goes")
+    with pytest.raises(OutputError, match="masks: expected a folder for the PNG masks, found a file"):
+        export(_result(), tmp_path / "out", ["png"])
+
+
+def test_filtered_result_is_written_the_same_way_in_every_format(tmp_path):
+    kept = _result().filter(0.5)  # drops track 2 (score 0.4)
+    written = export(kept, tmp_path, ["ytvis", "coco", "mots", "png"])
+    coco = json.loads(written["coco"].read_text())
+    assert coco["score_threshold"] == 0.5
+    assert {i["track_id"] for f in coco["frames"] for i in f["instances"]} == {0, 1}
+    assert [round(e["score"], 2) for e in json.loads(written["ytvis"].read_text())] == [0.6, 0.85]
+    assert {int(line.split()[1]) for line in written["mots"].read_text().splitlines()} == {0, 1}
+    values = set()
+    for png in sorted(written["png"].iterdir()):
+        with Image.open(png) as img:
+            values |= set(np.unique(np.asarray(img)).tolist())
+    assert values == {0, 1, 2}

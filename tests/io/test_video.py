@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import warnings
@@ -11,6 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from damaged_videos import marked_index, write_marked, zero_range
 from make_videos import (
     flip_bytes,
     marker_image,
@@ -24,7 +26,7 @@ from make_videos import (
 from PIL import Image
 
 from ifc_sdk.errors import ConfigError, VideoError
-from ifc_sdk.io import video as video_mod
+from ifc_sdk.io import decode as decode_mod
 from ifc_sdk.io.video import CorruptVideoWarning, Frame, iter_batches, open_video
 
 VIDEOS = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "videos"
@@ -231,46 +233,111 @@ def test_truncated_file_without_index(tmp_path):
     _expect_video_error(truncate(good, tmp_path / "cut.mp4", 0.5), "expected a video container")
 
 
-def test_truncated_file_with_index_stops_or_raises(tmp_path):
-    good = write_video(tmp_path / "good.mp4", num_frames=30, container_options={"movflags": "faststart"})
-    cut = truncate(good, tmp_path / "cut.mp4", 0.6)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CorruptVideoWarning)
-        try:
-            reader, frames = _decode_all(cut)
-        except VideoError as err:
-            assert err.path == str(cut) and err.__cause__ is not None
-            return
-    assert 0 < len(frames) < 30 and reader.num_frames_decoded == len(frames)
-
-
-@pytest.mark.parametrize(
-    ("num_frames", "gop", "at", "count", "seed"),
-    [
-        (60, "12", (0.3, 0.5, 0.7), 4, 1),  # several frames concealed by FFmpeg (here: warns once)
-        (40, "5", (0.35, 0.65), 40, 0),  # a packet the decoder rejects (here: raises)
-    ],
-)
-def test_corrupt_packets_warn_once_or_raise(tmp_path, num_frames, gop, at, count, seed):
-    good = write_video(tmp_path / "good.mp4", num_frames=num_frames, options={"g": gop})
-    bad = flip_bytes(good, tmp_path / "flipped.mp4", at=at, count=count, seed=seed)
+# ---------------------------------------------------------------------------------------------- damaged video
+def _decode_damaged(path: Path, **kwargs):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            reader, frames = _decode_all(bad)
-        except VideoError as err:
-            assert err.path == str(bad) and "corrupt" in str(err)
-            assert err.__cause__ is not None
-            return
-    corrupt = [w for w in caught if issubclass(w.category, CorruptVideoWarning)]
-    assert reader.num_corrupt >= 1
-    assert len(corrupt) == 1 and str(bad) in str(corrupt[0].message)
-    assert len(frames) == num_frames
+        reader, frames = _decode_all(path, **kwargs)
+    told = [w for w in caught if issubclass(w.category, CorruptVideoWarning)]
+    return reader, frames, told
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_zeros_inside_a_video_keep_every_later_frame_in_its_slot(tmp_path, suffix):
+    good = write_marked(tmp_path / f"good{suffix}")
+    bad = zero_range(good, tmp_path / f"zeros{suffix}", 0.4, 0.45)
+    reader, frames, told = _decode_damaged(bad)
+    report = reader.report
+    assert [f.index for f in frames] == list(range(60))  # nothing re-indexed, nothing dropped
+    missing = [f.index for f in frames if f.missing]
+    assert 3 <= len(missing) <= 15 and missing == report.missing
+    assert missing == list(range(missing[0], missing[-1] + 1))  # one run of lost frames
+    for frame in frames:
+        if frame.missing:  # the previous good frame stands in
+            assert frame.image is frames[missing[0] - 1].image
+        elif not frame.corrupt:
+            assert marked_index(frame.image) == frame.index
+    assert report.frames_expected == 60 and report.frames_decoded == 60 - len(missing)
+    assert (
+        len(told) == 1
+        and str(bad) in str(told[0].message)
+        and f"{len(missing)} missing" in str(told[0].message)
+    )
+    stamps = [f.timestamp for f in frames]
+    np.testing.assert_allclose(stamps, np.arange(60) / 10, atol=1e-3)  # missing slots keep their time too
+
+
+def test_garbage_bytes_flag_corrupt_frames_and_keep_the_frame_count(tmp_path):
+    good = write_marked(tmp_path / "good.mp4")
+    bad = flip_bytes(good, tmp_path / "flipped.mp4", at=(0.3, 0.5, 0.7), count=40, seed=1)
+    reader, frames, told = _decode_damaged(bad)
+    assert [f.index for f in frames] == list(range(60))
+    assert reader.report.damaged and reader.report.frames_corrupt + len(reader.report.missing) >= 1
+    assert len(told) == 1 and str(bad) in str(told[0].message)
+    assert all(marked_index(f.image) == f.index for f in frames[48:])  # after the last keyframe: intact
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_truncated_file_reports_the_frames_missing_at_the_end(tmp_path, suffix):
+    options = {"movflags": "faststart"} if suffix == ".mp4" else {}  # an mp4 needs its index up front
+    good = write_marked(tmp_path / f"good{suffix}", container_options=options)
+    cut = truncate(good, tmp_path / f"cut{suffix}", 0.6)
+    reader, frames, told = _decode_damaged(cut)
+    n = len(frames)
+    assert 20 <= n < 60 and [f.index for f in frames] == list(range(n))
+    assert all(marked_index(f.image) == f.index for f in frames if not f.corrupt)
+    assert reader.report.frames_expected == 60 and reader.report.missing_at_end == 60 - n
+    assert len(told) == 1 and f"{60 - n} missing at the end" in str(told[0].message)
+
+
+def test_file_truncated_while_being_read(tmp_path):
+    noise = np.random.default_rng(0).integers(0, 256, (60, 96, 128, 3), dtype=np.uint8)  # large packets
+    path = write_video(tmp_path / "growing.mkv", images=list(noise))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with open_video(path, prefetch=1) as reader:
+            frames = []
+            for frame in reader:
+                frames.append(frame)
+                if frame.index == 4:
+                    os.truncate(path, path.stat().st_size // 3)
+    assert 5 <= len(frames) < 60
+    assert reader.report.missing_at_end == 60 - len(frames) or reader.report.stopped_by
+    assert any(str(path) in str(w.message) for w in caught if issubclass(w.category, CorruptVideoWarning))
+
+
+def test_on_damage_error_raises_naming_the_file_and_ignore_is_silent(tmp_path):
+    bad = zero_range(write_marked(tmp_path / "good.mkv"), tmp_path / "zeros.mkv", 0.4, 0.45)
+    with (
+        open_video(bad, on_damage="error") as reader,
+        pytest.raises(VideoError, match="on_damage='error'") as info,
+    ):
+        list(reader)
+    assert info.value.path == str(bad) and "damaged video: frame 2" in str(info.value)
+    cut = truncate(write_marked(tmp_path / "whole.mkv"), tmp_path / "cut.mkv", 0.5)
+    with open_video(cut, on_damage="error") as reader, pytest.raises(VideoError, match="missing at the end"):
+        list(reader)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reader, frames = _decode_all(bad, on_damage="ignore")
+    assert len(frames) == 60 and reader.report.missing
+    with pytest.raises(ConfigError, match="on_damage"):
+        open_video(bad, on_damage="raise")
+
+
+def test_healthy_videos_report_no_damage(tmp_path):
+    for name, kwargs in [
+        ("a.mp4", {}),
+        ("b.mkv", {"codec": "ffv1"}),
+        ("vfr.mkv", {"codec": "ffv1", "pts_ms": [0, 40, 130, 135, 600, 640, 1200]}),
+    ]:
+        reader, frames, told = _decode_damaged(write_video(tmp_path / name, num_frames=7, **kwargs))
+        assert len(frames) == 7 and not reader.report.damaged and not told, name
 
 
 def test_error_mid_stream_is_reraised_as_video_error(tmp_path, monkeypatch):
     path = write_video(tmp_path / "clip.mp4", num_frames=10)
-    real = video_mod._to_rgb
+    real = decode_mod._to_rgb
     calls = {"n": 0}
 
     def flaky(frame, width, height):
@@ -279,7 +346,7 @@ def test_error_mid_stream_is_reraised_as_video_error(tmp_path, monkeypatch):
             raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
         return real(frame, width, height)
 
-    monkeypatch.setattr(video_mod, "_to_rgb", flaky)
+    monkeypatch.setattr(decode_mod, "_to_rgb", flaky)
     got = []
     with open_video(path) as reader, pytest.raises(VideoError) as info:
         for frame in reader:

@@ -135,7 +135,23 @@ def test_demo_recipes_are_the_two_stages_scaled_down() -> None:
         # trained from scratch: the whole backbone learns at the full rate; aligned mask targets
         assert (r.freeze_at, r.backbone_multiplier, r.size_divisibility) == (0, 1.0, 32)
         assert (r.test_size, r.test_window, r.test_stride) == (160, 5, 1)
-    assert set(RECIPES) == {"r50_coco", "r101_coco", "r50_ytvis", "r101_ytvis", "demo_coco", "demo_ytvis"}
+    crowded = get_recipe("demo_ytvis_crowded")  # the second phase of stage 2 (issue 16)
+    assert (crowded.dataset_format, crowded.num_frames, crowded.init, crowded.test_size) == (
+        "ytvis",
+        3,
+        "checkpoint",
+        320,
+    )
+    assert crowded.model_config() == ytvis.model_config()  # continues the same model
+    assert set(RECIPES) == {
+        "r50_coco",
+        "r101_coco",
+        "r50_ytvis",
+        "r101_ytvis",
+        "demo_coco",
+        "demo_ytvis",
+        "demo_ytvis_crowded",
+    }
     for name in ("r50_coco", "r101_coco", "r50_ytvis", "r101_ytvis"):
         assert get_recipe(name).size_divisibility == 0 and not get_recipe(name).calibrate_bn
 

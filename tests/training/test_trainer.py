@@ -1,4 +1,5 @@
-"""The trainer: DDP equals one process, exact resume, the loss goes down, fine-tune init drops the class head.
+"""The trainer: DDP equals one process, exact resume, the loss goes down, fine-tune init drops the class head;
+the output folder: a user's files survive, normal permissions, killed runs swept, failures as one-line errors.
 
 Everything runs on the CPU with a shrunk "demo" model on a tiny synthetic dataset (64x96 frames). The
 2-process run uses gloo in forked processes (what ``torchrun --nproc_per_node 2`` does, without paying the
@@ -7,9 +8,13 @@ interpreter start-up twice).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
+import signal
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +28,7 @@ from ifc_sdk.data.synthetic import generate_dataset
 from ifc_sdk.errors import CheckpointError, ConfigError
 from ifc_sdk.modeling import build_ifc, preset_config
 from ifc_sdk.modeling.backbone import FrozenBatchNorm2d, ResNet
+from ifc_sdk.training import state as state_mod
 from ifc_sdk.training.loader import ClipStream, shard_positions
 from ifc_sdk.training.recipes import get_recipe
 from ifc_sdk.training.scratch import calibrate_frozen_bn
@@ -46,6 +52,7 @@ TINY = dict(
     test_window=3,
 )
 COMMON = dict(device="cpu", progress=False, log_every=1, num_workers=0, checkpoint_every=0)
+RUN = dict(COMMON, iters=4, batch=2, checkpoint_every=2, **TINY)  # checkpoint at 2, model_final at 4
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +61,14 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate_dataset(root / "train", num_videos=6, seed=101, height=64, width=96, num_frames=(4, 8))
     generate_dataset(root / "val", num_videos=2, seed=102, height=64, width=96, num_frames=(4, 6))
     return root
+
+
+@pytest.fixture(scope="module")
+def stopped(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A `RUN` stopped after 2 iterations (checkpoint iter_0000002); tests resume copies of it."""
+    out = tmp_path_factory.mktemp("stopped") / "run"
+    train("demo_ytvis", data / "train", out, stop_after=2, **RUN)
+    return out
 
 
 @pytest.fixture(autouse=True)
@@ -257,3 +272,149 @@ def test_pad_size() -> None:
     assert pad_size((130, 202), 32) == (160, 224)
     assert pad_size((160, 224), 32) == (160, 224)
     assert pad_size([130, 202], 0) == (130, 202)
+
+
+# ------------------------------------------------------------------------------------------- output folder
+def _train_cli(data: Path, out: Path, *extra: str) -> int:
+    args = ["train", "--recipe", "demo_ytvis", "--data", str(data / "train"), "--out", str(out)]
+    args += ["--iters", "2", "--batch", "2", "--workers", "0", "--device", "cpu", "--no-progress", *extra]
+    return cli_main(args + [x for k, v in TINY.items() for x in ("--set", f"{k}={_cli(v)}")])
+
+
+def _error_line(capsys: pytest.CaptureFixture) -> str:
+    err = capsys.readouterr().err.strip()  # may start with the note that no --init was given
+    assert "Traceback" not in err and err.count("error:") == 1, err
+    last = err.splitlines()[-1]
+    assert last.startswith("ifc-sdk train: error: "), err
+    return last
+
+
+def _texts(folder: Path, names) -> dict[str, str]:
+    return {name: (folder / name).read_text() for name in names if (folder / name).is_file()}
+
+
+def test_a_users_files_survive_a_run_and_a_resume(data: Path, stopped: Path, tmp_path: Path) -> None:
+    mine = {"notes.txt": "my notes", "mine/data.txt": "keep", "model_final/README.md": "about the model"}
+    fresh = tmp_path / "fresh"
+    for name, text in mine.items():
+        (fresh / name).parent.mkdir(parents=True, exist_ok=True)
+        (fresh / name).write_text(text)
+    train("demo_ytvis", data / "train", fresh, **{**RUN, "iters": 2, "checkpoint_every": 1})
+    assert _texts(fresh, mine) == mine
+    assert (fresh / "model_final" / "model.safetensors").is_file()
+
+    out = shutil.copytree(stopped, tmp_path / "resumed")
+    mine["checkpoints/iter_0000002/NOTES.md"] = "iteration 2 looked good"
+    mine["checkpoints/README.txt"] = "my checkpoints"
+    for name, text in mine.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    # keep_checkpoints=1 prunes iter_0000002 once iter_0000003 is written: only the SDK's files go.
+    train(
+        "demo_ytvis", data / "train", out, resume=True, **{**RUN, "checkpoint_every": 1}, keep_checkpoints=1
+    )
+    assert _texts(out, mine) == mine
+    assert sorted(p.name for p in (out / "checkpoints" / "iter_0000002").iterdir()) == ["NOTES.md"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "README.txt",
+        "iter_0000002",
+        "iter_0000003",
+    ]
+    assert sorted(p.name for p in (out / "model_final").iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
+
+
+def test_written_files_follow_the_umask(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    previous = os.umask(0o022)
+    try:
+        train("demo_ytvis", data / "train", out, **{**RUN, "iters": 2, "checkpoint_every": 1})
+    finally:
+        os.umask(previous)
+    modes = {str(p.relative_to(out)): oct(p.stat().st_mode & 0o777) for p in [out, *out.rglob("*")]}
+    assert "checkpoints/iter_0000001/model.safetensors" in modes and "model_final/config.json" in modes
+    wrong = {k: m for k, m in modes.items() if m != ("0o755" if (out / k).is_dir() else "0o644")}
+    assert wrong == {}
+
+
+def _killed_while_checkpointing(data: str, out: str) -> None:
+    torch.set_num_threads(1)
+    torch.save = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)  # this forked child only
+    train("demo_ytvis", data, out, **{**RUN, "checkpoint_every": 1})
+
+
+def test_the_temporaries_of_a_killed_run_are_swept(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    child = mp.get_context("fork").Process(
+        target=_killed_while_checkpointing, args=(str(data / "train"), str(out))
+    )
+    child.start()
+    child.join()
+    assert child.exitcode == -signal.SIGKILL
+    left = [p.name for p in (out / "checkpoints").iterdir()]
+    assert len(left) == 1 and left[0].startswith(".iter_0000001.")  # a half-written checkpoint
+    (out / ".metrics.jsonl.tmp-k2l_9xq0.jsonl").write_text("{")  # as an interrupted atomic write leaves it
+    lookalikes = [
+        "checkpoints/.iter_0000001.staging-ab",
+        ".notes.txt.tmp-abcdefgh",
+        "metrics.jsonl.tmp-abcdefgh",
+    ]
+    for name in lookalikes:
+        (out / name).write_text("mine")
+    result = train(
+        "demo_ytvis", data / "train", out, resume=True, **{**RUN, "iters": 2, "checkpoint_every": 0}
+    )
+    assert result.iteration == 2
+    hidden = sorted(str(p.relative_to(out)) for p in out.rglob(".*"))
+    assert hidden == sorted(lookalikes[:2])
+
+
+def test_resume_drops_a_torn_last_metrics_line(data: Path, stopped: Path, tmp_path: Path) -> None:
+    out = shutil.copytree(stopped, tmp_path / "run")
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"iteration": 3, "lr": 0.0003, "loss_ce": 1.2')  # the run was killed while writing it
+    with pytest.warns(UserWarning, match="dropped its last line"):
+        result = train("demo_ytvis", data / "train", out, resume=True, **RUN)
+    assert result.iteration == 4 and result.model_dir is not None
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records] == [1, 2, 3, 4]
+
+
+def test_cli_refused_training_state_is_one_line(data: Path, stopped: Path, tmp_path: Path, capsys) -> None:
+    out = shutil.copytree(stopped, tmp_path / "run")
+    state_file = out / "checkpoints" / "iter_0000002" / "training_state.pt"
+    torch.save({"iteration": 2, "optimizer": socket.socket}, state_file)  # a class: refused by weights_only
+    assert _train_cli(data, out, "--resume") == 1
+    err = _error_line(capsys)
+    assert str(state_file) in err and "safe loader" in err and "last_checkpoint" in err
+
+
+def test_cli_output_folder_failures_are_one_line(
+    data: Path, tmp_path: Path, capsys, full_disk, monkeypatch
+) -> None:
+    out = tmp_path / "a_file"
+    out.write_text("not a folder")
+    assert _train_cli(data, out) == 1
+    assert f"{out}: the output folder is an existing file" in _error_line(capsys)
+    assert out.read_text() == "not a folder"
+
+    out = tmp_path / "run"
+    full_disk(state_mod)  # the disk fills up while the first checkpoint is written
+    assert _train_cli(data, out, "--checkpoint-every", "1") == 1
+    err = _error_line(capsys)
+    assert str(out / "checkpoints" / "iter_0000001") in err and "disk full" in err
+    assert list((out / "checkpoints").iterdir()) == [] and not (out / "last_checkpoint").exists()
+
+    out = tmp_path / "read_only"
+    out.mkdir()  # on a read-only file system (tests may run as root, for whom chmod does not stop writes)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    assert _train_cli(data, out) == 1
+    assert f"{out / 'recipe.json'}: cannot write: read-only file system" in _error_line(capsys)
