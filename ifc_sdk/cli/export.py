@@ -32,23 +32,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--calib",
         type=Path,
         metavar="VIDEO_OR_DIR",
-        help="calibration video or frame folder from the model's domain (required with --int8)",
+        help="calibration video, frame folder, or folder of videos / frame folders (e.g. a dataset's "
+        "JPEGImages) from the model's domain (required with --int8)",
     )
     p.add_argument(
-        "--size", type=int, default=360, help="short side of the calibration frames (default: 360)"
+        "--size",
+        type=int,
+        help="short side of the calibration frames (default: the model's recommended inference size, "
+        "else 360)",
     )
-    p.add_argument("--window", type=int, default=5, help="frames per calibration window (default: 5)")
+    p.add_argument(
+        "--window",
+        type=int,
+        help="frames per calibration window (default: the model's recommended window, else 5)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an export already in OUT")
     p.add_argument("--no-check", action="store_true", help="skip the comparison with eager PyTorch")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ifc_sdk.api import load_model
+    from ifc_sdk.api import inference_defaults, load_model
     from ifc_sdk.export import export
     from ifc_sdk.export.check import format_check
 
     model = load_model(args.model, device="cpu")
+    defaults = inference_defaults(model)
     start = time.perf_counter()
     info = export(
         model,
@@ -56,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         int8=args.int8,
         calib=args.calib,
-        calib_size=args.size,
-        window=args.window,
+        calib_size=defaults["size"] if args.size is None else args.size,
+        window=defaults["window"] if args.window is None else args.window,
         overwrite=args.overwrite,
         check=not args.no_check,
     )

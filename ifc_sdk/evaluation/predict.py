@@ -171,14 +171,16 @@ def _read_part(path: Path) -> dict | None:
     return part if isinstance(part, dict) and isinstance(part.get("results"), list) else None
 
 
-def _category_ids(dataset: YTVISDataset, model: IFC, warn: bool) -> list[int] | None:
-    """Dataset category ids by 0-based label when the dataset has the model's number of classes."""
+def _category_ids(dataset: YTVISDataset, model, warn: bool) -> list[int] | None:
+    """Dataset category ids by 0-based label when the dataset has the model's number of classes (``model``: an
+    `IFC` or an exported model's `ClipModel`; both carry their config)."""
     ids = sorted(c.id for c in dataset.categories)
-    if len(ids) == model.num_classes:
+    num_classes = model.config.num_classes
+    if len(ids) == num_classes:
         return ids
     if ids and warn:
         print(
-            f"predict-dataset: warning: the dataset has {len(ids)} categories, the model {model.num_classes}; "
+            f"predict-dataset: warning: the dataset has {len(ids)} categories, the model {num_classes}; "
             "writing category_id = label + 1",
             file=sys.stderr,
         )

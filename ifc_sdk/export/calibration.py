@@ -1,7 +1,8 @@
 """Calibration inputs for int8 quantization, taken from the video domain the model will see.
 
-A few windows of consecutive frames are read from a video (or a frame folder), spread over its length; they
-are resized exactly as `VideoSegmenter` resizes (short side ``size``) and normalised. The frame graph is
+A few windows of consecutive frames are read from a video (or a frame folder), spread over its length, or from
+each video of a folder of videos or frame folders (a dataset's ``JPEGImages``: windows shared out among them);
+they are resized exactly as `VideoSegmenter` resizes (short side ``size``) and normalised. The frame graph is
 calibrated on these frames in batches of two (as the segmenter batches them on the CPU), the window graph on
 the fp32 frame states of each window.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,6 +43,29 @@ def _window_starts(length: int | None, window: int, windows: int) -> list[int]:
     return sorted({int(round(i * step)) for i in range(windows)})
 
 
+def calibration_sources(source: str | os.PathLike) -> list[str | os.PathLike]:
+    """The videos of ``source``: itself for a video file or a folder of frames, else (a folder holding no
+    frames) its sub-folders and files in name order, each a video or a frame folder."""
+    from ifc_sdk.io.video import IMAGE_EXTENSIONS
+
+    folder = Path(source)
+    if not folder.is_dir():
+        return [source]
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    if not entries or any(p.suffix.lower() in IMAGE_EXTENSIONS for p in entries):
+        return [source]
+    return entries
+
+
+def _share(windows: int, sources: int) -> list[int]:
+    """``windows`` windows shared out over ``sources`` videos as evenly as possible (the first videos get one
+    more; with more videos than windows, evenly spaced videos get one each)."""
+    if sources <= windows:
+        return [windows // sources + (i < windows % sources) for i in range(sources)]
+    picked = {int(i * sources / windows) for i in range(windows)}
+    return [int(i in picked) for i in range(sources)]
+
+
 def read_windows(source: str | os.PathLike, window: int, windows: int) -> list[np.ndarray]:
     """Up to ``windows`` windows of ``window`` consecutive uint8 ``(H, W, 3)`` frames of ``source``."""
     from ifc_sdk.io.video import open_video
@@ -65,12 +90,20 @@ def read_windows(source: str | os.PathLike, window: int, windows: int) -> list[n
 def calibration_set(
     model: IFC, source: str | os.PathLike, *, size: int = 360, window: int = 5, windows: int = 6
 ) -> CalibrationSet:
-    """Calibration inputs from ``source`` (video file or frame folder) for ``model`` (a CPU fp32 eval `IFC`):
-    ``windows`` windows of ``window`` frames resized to short side ``size``."""
+    """Calibration inputs from ``source`` (video file, frame folder, or a folder of either: see
+    `calibration_sources`) for ``model`` (a CPU fp32 eval `IFC`): ``windows`` windows of ``window`` frames
+    resized to short side ``size``."""
     if window < 1 or windows < 1:
         raise ConfigError(f"calibration needs window >= 1 and windows >= 1, got {window} and {windows}")
+    sources = calibration_sources(source)
+    clips = [
+        clip
+        for video, count in zip(sources, _share(windows, len(sources)))
+        if count
+        for clip in read_windows(video, window, count)
+    ]
     frame_inputs, window_inputs = [], []
-    for clip in read_windows(source, window, windows):
+    for clip in clips:
         x = to_tensor(clip, "cpu")
         x = model.normalize(resize_frames(x, resized_shape(*x.shape[-2:], size)))  # (T, 3, H, W)
         parts = []
@@ -83,6 +116,7 @@ def calibration_set(
     h, w = frame_inputs[0].shape[-2:]
     info = {
         "source": os.fspath(source),
+        "videos": sum(1 for n in _share(windows, len(sources)) if n),
         "windows": len(window_inputs),
         "window": window,
         "frames": len(window_inputs) * window,

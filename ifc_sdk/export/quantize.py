@@ -9,8 +9,11 @@ replaced in place.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from ifc_sdk.export.calibration import CalibrationSet, calibration_set
@@ -75,6 +78,18 @@ def quantize_onnx(path: Path, feeds: list[dict]) -> None:
         )
 
 
+@contextlib.contextmanager
+def _quiet_nncf() -> Iterator[None]:
+    """NNCF logs a line for every operation it leaves in fp32 (hundreds, by design here); warnings stay."""
+    log = logging.getLogger("nncf")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def quantize_openvino(path: Path, inputs: list) -> None:
     """Replace OpenVINO IR ``path`` by its int8 version (NNCF) calibrated on ``inputs`` (one list of arrays
     per inference)."""
@@ -83,14 +98,15 @@ def quantize_openvino(path: Path, inputs: list) -> None:
     from ifc_sdk.export.openvino import save
 
     model = ov.Core().read_model(str(path))
-    quantized = nncf.quantize(
-        model,
-        nncf.Dataset(inputs),
-        preset=nncf.QuantizationPreset.MIXED,
-        subset_size=len(inputs),
-        # validate=False: a graph need not hold every type (the window graph has no attention op, ...).
-        ignored_scope=nncf.IgnoredScope(types=list(OPENVINO_FP32_TYPES), validate=False),
-    )
+    with _quiet_nncf():
+        quantized = nncf.quantize(
+            model,
+            nncf.Dataset(inputs),
+            preset=nncf.QuantizationPreset.MIXED,
+            subset_size=len(inputs),
+            # validate=False: a graph need not hold every type (the window graph has no attention op, ...).
+            ignored_scope=nncf.IgnoredScope(types=list(OPENVINO_FP32_TYPES), validate=False),
+        )
     save(quantized, path)
 
 

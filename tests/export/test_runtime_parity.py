@@ -7,9 +7,12 @@ within 1e-4 absolute and mask IoU >= 0.999 against eager, for every window/strid
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 from exports import FORMATS, assert_same_result, exported
-from reference import assert_matches_reference, run_video, video_runs
+from reference import assert_matches_reference, model, run_video, video_runs
 
 import ifc_sdk
 from ifc_sdk.export import RuntimeClipModel
@@ -37,3 +40,26 @@ def test_r101_bgr_input_matches_eager(run):
     result = run_video("r101_seed1", run, runtime)
     assert_same_result(result, run_video("r101_seed1", run))
     assert_matches_reference(result, "r101_seed1", run)
+
+
+def test_predict_dataset_runs_an_export_as_it_runs_the_model(tmp_path):
+    """`predict_dataset` takes an export folder as its model (it read ``model.num_classes``, which only the
+    eager `IFC` has) and writes the eager model's results."""
+    from ifc_sdk.data.synthetic import generate_dataset
+    from ifc_sdk.evaluation.predict import predict_dataset
+
+    data = tmp_path / "data"
+    generate_dataset(data, num_videos=2, seed=3, num_frames=6, height=48, width=64)
+    settings = dict(window=3, stride=1, size=64, device="cpu", progress=False)
+    paths = {
+        "eager": predict_dataset(data, tmp_path / "eager.json", model=model("r50_seed0"), **settings),
+        "onnx": predict_dataset(
+            data, tmp_path / "onnx.json", model=str(exported("r50_seed0", "onnx")), **settings
+        ),
+    }
+    eager, onnx = (json.loads(paths[k].read_text()) for k in ("eager", "onnx"))
+    assert len(eager) > 0
+    assert [(r["video_id"], r["category_id"]) for r in onnx] == [
+        (r["video_id"], r["category_id"]) for r in eager
+    ]
+    np.testing.assert_allclose([r["score"] for r in onnx], [r["score"] for r in eager], rtol=0, atol=1e-4)
