@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+MATCHED_IOU = 0.5  # a track pair overlapping at least this much is the same object
+
 
 def compare_outputs(ours, base) -> dict:
     """ifc_sdk's `VideoResult` against the baseline's `ReferenceOutput`: same outputs (labels, tracks, order),
@@ -41,7 +43,8 @@ def compare_outputs(ours, base) -> dict:
 
 def mask_iou_between(ref, other) -> dict:
     """Video-level mask IoU of two results' tracks (e.g. fp32 vs bf16): tracks are paired by Hungarian
-    matching on IoU; unmatched reference tracks count as 0. Returns the area-weighted and the plain mean."""
+    matching on IoU; unmatched reference tracks count as 0. Returns the area-weighted and the plain mean, and
+    the mean and least IoU of the matched tracks (pairs with IoU >= `MATCHED_IOU`)."""
     from scipy.optimize import linear_sum_assignment
 
     a = [t.mask_array() for t in ref.tracks]
@@ -58,9 +61,13 @@ def mask_iou_between(ref, other) -> dict:
     best[rows] = iou[rows, cols]
     area = np.array([x.sum() for x in a], dtype=np.float64)
     weighted = float((best * area).sum() / area.sum()) if area.sum() else float(best.mean())
+    matched = best[best >= MATCHED_IOU]
     return {
         "mask_iou": weighted,
         "mask_iou_mean": float(best.mean()),
         "tracks": len(a),
         "other_tracks": len(b),
+        "matched": len(matched),  # reference tracks whose pair overlaps it with IoU >= MATCHED_IOU
+        "matched_iou_mean": float(matched.mean()) if len(matched) else None,
+        "matched_iou_min": float(matched.min()) if len(matched) else None,
     }

@@ -2,9 +2,9 @@
 
 A few windows of consecutive frames are read from a video (or a frame folder), spread over its length, or from
 each video of a folder of videos or frame folders (a dataset's ``JPEGImages``: windows shared out among them);
-they are resized exactly as `VideoSegmenter` resizes (short side ``size``) and normalised. The frame graph is
-calibrated on these frames in batches of two (as the segmenter batches them on the CPU), the window graph on
-the fp32 frame states of each window.
+they are resized exactly as `VideoSegmenter` resizes (short side ``size``) and normalised, in batches of two (as
+the segmenter batches them on the CPU) for the frame graph (the one graph quantized, see
+`ifc_sdk.export.quantize`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from ifc_sdk.errors import ConfigError, VideoError
-from ifc_sdk.export.graphs import STATE_NAMES
 from ifc_sdk.inference.preprocess import resize_frames, resized_shape, to_tensor
 from ifc_sdk.modeling.ifc import IFC
 
@@ -26,11 +25,10 @@ BATCH = 2
 
 @dataclass
 class CalibrationSet:
-    """Inputs of both graphs: ``frame_inputs`` normalised ``(2, 3, H, W)`` batches, ``window_inputs`` one
-    ``(tokens, bus, pos, fpn4, fpn3)`` tuple of T frames per window; ``info`` says where they came from."""
+    """Inputs of the frame graph: ``frame_inputs`` normalised ``(2, 3, H, W)`` batches (the last of a window
+    may hold one frame); ``info`` says where they came from."""
 
     frame_inputs: list[torch.Tensor]
-    window_inputs: list[tuple[torch.Tensor, ...]]
     info: dict
 
 
@@ -102,24 +100,18 @@ def calibration_set(
         if count
         for clip in read_windows(video, window, count)
     ]
-    frame_inputs, window_inputs = [], []
+    frame_inputs = []
     for clip in clips:
         x = to_tensor(clip, "cpu")
         x = model.normalize(resize_frames(x, resized_shape(*x.shape[-2:], size)))  # (T, 3, H, W)
-        parts = []
-        for i in range(0, len(x), BATCH):
-            batch = x[i : i + BATCH]
-            frame_inputs.append(batch)
-            feats = model.backbone_features(batch)
-            parts.append(model.frame_states(feats["res3"], feats["res4"], feats["res5"]))
-        window_inputs.append(tuple(torch.cat([p[k] for p in parts]) for k in STATE_NAMES))
+        frame_inputs += [x[i : i + BATCH] for i in range(0, len(x), BATCH)]
     h, w = frame_inputs[0].shape[-2:]
     info = {
         "source": os.fspath(source),
         "videos": sum(1 for n in _share(windows, len(sources)) if n),
-        "windows": len(window_inputs),
+        "windows": len(clips),
         "window": window,
-        "frames": len(window_inputs) * window,
+        "frames": len(clips) * window,
         "size": [int(h), int(w)],
     }
-    return CalibrationSet(frame_inputs, window_inputs, info)
+    return CalibrationSet(frame_inputs, info)
