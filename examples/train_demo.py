@@ -11,7 +11,10 @@ The two stages of the reference recipe, scaled down to the synthetic shapes worl
 
 Why the second phase (issue 16): after ``demo_ytvis`` every object without a same-class twin in its video was
 found (AP is high on such videos), while objects sharing their class (and so their colour) with another one were
-merged into one track or swapped between tracks; test seeds with many such videos scored ~0.5 AP.
+merged into one track or swapped between tracks; test seeds with many such videos scored ~0.5 AP. Two such twins
+have equal pixel features (the mask head is translation-equivariant), so no query's mask can select one of them:
+the crowded phase therefore adds the mask head's position projection (``IFCConfig.mask_position``, zero at the
+start, so the phase starts from the demo_ytvis model's outputs) and trains it on videos full of twins.
 
 Every input is generated from a fixed seed and every run is seeded and single-threaded, so the same command
 gives the same model on the same machine (checked for the crowded phase: two runs of its first iterations wrote
@@ -53,8 +56,8 @@ CROWDED_MAX_OBJECTS = 6
 TEST_SIZE, TEST_WINDOW, TEST_STRIDE = 320, 5, 1
 
 
-def generate(work: Path) -> dict[str, Path]:
-    """The four synthetic datasets (default frame size 160x224, 12-24 frames per video)."""
+def generate(work: Path, names: tuple[str, ...]) -> dict[str, Path]:
+    """The synthetic datasets ``names`` of the four (default frame size 160x224, 12-24 frames per video)."""
     specs = {
         "coco": dict(num_videos=COCO_IMAGES, seed=COCO_SEED, fmt="coco"),
         "ytvis": dict(num_videos=YTVIS_VIDEOS, seed=YTVIS_SEED),
@@ -62,7 +65,8 @@ def generate(work: Path) -> dict[str, Path]:
         "heldout": dict(num_videos=HELDOUT_VIDEOS, seed=HELDOUT_SEED),
     }
     paths = {}
-    for name, spec in specs.items():
+    for name in names:
+        spec = specs[name]
         folder = work / "data" / name
         if not (folder / "annotations.json").is_file():
             t0 = time.time()
@@ -139,15 +143,17 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     t_start = time.time()
-    data = generate(args.work)
     iters = {
         "demo_coco": args.coco_iters,
         "demo_ytvis": args.ytvis_iters,
         "demo_ytvis_crowded": args.crowded_iters,
     }
     plan = [("demo_coco", "coco"), ("demo_ytvis", "ytvis"), ("demo_ytvis_crowded", "crowded")]
+    if args.phase2_init:
+        plan = plan[2:]
+    data = generate(args.work, tuple(name for _, name in plan) + ("heldout",))
     model_dir = args.phase2_init
-    for recipe, name in plan[2:] if args.phase2_init else plan:
+    for recipe, name in plan:
         model_dir = stage(
             recipe,
             data[name],
