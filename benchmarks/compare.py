@@ -41,19 +41,20 @@ def compare_outputs(ours, base) -> dict:
     return info
 
 
-def _pixels(tracks):
-    """The tracks' video masks as rows of a sparse 0/1 matrix ``(tracks, T*H*W)`` (one dense mask at a time:
-    hundreds of tracks of a 360p video would need GBs dense)."""
-    from scipy.sparse import csr_matrix
+def _pixel_stack(tracks) -> np.ndarray:
+    """The tracks' video masks flattened into one boolean ``(tracks, T*H*W)`` array."""
+    return np.stack([t.mask_array().reshape(-1) for t in tracks])
 
-    rows, size = [], 0
-    for track in tracks:
-        mask = track.mask_array()
-        size = mask.size
-        rows.append(np.flatnonzero(mask))
-    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
-    indices = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    return csr_matrix((np.ones(len(indices)), indices, indptr), shape=(len(rows), size))
+
+def _intersections(a: np.ndarray, b: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
+    """Pixels in both, for every pair of rows of boolean ``a`` and ``b``: products of float32 blocks of
+    ``chunk`` pixels (exact: a block's counts stay below 2**24), summed in float64."""
+    out = np.zeros((len(a), len(b)))
+    for start in range(0, a.shape[1], chunk):
+        out += (
+            a[:, start : start + chunk].astype(np.float32) @ b[:, start : start + chunk].astype(np.float32).T
+        )
+    return out
 
 
 def mask_iou_between(ref, other) -> dict:
@@ -66,16 +67,16 @@ def mask_iou_between(ref, other) -> dict:
     if not ref.tracks:
         same = 1.0 if not other.tracks else 0.0
         return {"mask_iou": same, "mask_iou_mean": same, **counts, "matched": 0}
-    a = _pixels(ref.tracks)
-    best = np.zeros(a.shape[0])
+    a = _pixel_stack(ref.tracks)
+    area = a.sum(1, dtype=np.float64)
+    best = np.zeros(len(a))
     if other.tracks:
-        b = _pixels(other.tracks)
-        inter = (a @ b.T).toarray()  # (tracks, other tracks) pixels in both
-        union = np.asarray(a.sum(1)) + np.asarray(b.sum(1)).T - inter
+        b = _pixel_stack(other.tracks)
+        inter = _intersections(a, b)  # (tracks, other tracks)
+        union = area[:, None] + b.sum(1, dtype=np.float64)[None, :] - inter
         iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
         rows, cols = linear_sum_assignment(iou, maximize=True)
         best[rows] = iou[rows, cols]
-    area = np.asarray(a.sum(1)).ravel()
     weighted = float((best * area).sum() / area.sum()) if area.sum() else float(best.mean())
     matched = best[best >= MATCHED_IOU]
     return {

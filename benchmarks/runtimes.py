@@ -303,14 +303,17 @@ def markdown(report: dict) -> str:
         "# Runtimes on the CPU",
         "",
         f"{env['device_name']}, torch {env['torch']}, runtime threads {report['threads']}; load average "
-        f"{report['loadavg_start']} at the start, {report['loadavg_end']} at the end. End to end from a "
-        f"{report['frames']}-frame {report['height']}x{report['width']} mp4, median of {report['repeats']} "
-        "interleaved runs.",
-        "",
-        "| row | variant | FPS [min-max] | vs eager (medians) | paired [range] | CPU time (vs eager) "
-        "| tracks / eager | labels+order as eager | max class prob diff | mask IoU vs eager (weighted / mean) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"{report['loadavg_start']} at the start, {report['loadavg_end']} at the end.",
     ]
+    if report["rows"]:
+        lines += [
+            f"End to end from a {report['frames']}-frame {report['height']}x{report['width']} mp4, median of "
+            f"{report['repeats']} interleaved runs.",
+            "",
+            "| row | variant | FPS [min-max] | vs eager (medians) | paired [range] | CPU time (vs eager) "
+            "| tracks / eager | labels+order as eager | max class prob diff | mask IoU vs eager (weighted / mean) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
     for key, variants in report["rows"].items():
         for name, entry in variants.items():
             lines.append(
