@@ -142,7 +142,7 @@ def sizes_from_shapes(shapes: Mapping[str, Sequence[int]], path: str | os.PathLi
             "res2_channels": shapes["backbone.res2.0.conv3.weight"][0],
             "bottleneck_channels": bottleneck,
             "num_groups": bottleneck // shapes["backbone.res2.0.conv2.weight"][1],
-            "mask_position": "mask_head.pos_proj.weight" in shapes,
+            "mask_position": "mask_head.locate.layers.0.weight" in shapes,
         }
     except (KeyError, IndexError) as exc:
         raise CheckpointError(path, f"not an IFC checkpoint: missing or malformed {exc.args[0]!r}") from exc

@@ -4,20 +4,38 @@ Differs from DETR's MaskHeadSmallConv: the features start from the encoder outpu
 maps), the lateral adapters are added after NEAREST upsampling, and the masks come from a per-query dynamic
 convolution rather than from concatenated attention maps.
 
-Optionally (``position=True``, not in the reference) a learned 1x1 projection of DETR's sine position encoding
-is added to the pixel features: the masks are dot products of a query's weights with these features, so
-without position two objects that look the same get the same mask logits wherever they are.
+Optionally (``position=True``, not in the reference) each query also predicts where its object is, and its mask
+logits get a location prior, ``-beta * |p - c|^2`` over normalised pixel positions p around its centre c. The
+masks are dot products of a query's weights with translation-equivariant pixel features, so without position
+two objects that look the same get the same mask logits wherever they are, and a query cannot select one.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ifc_sdk.modeling.mlp import MLP
-from ifc_sdk.modeling.position_encoding import PositionEmbeddingSine
 from ifc_sdk.modeling.transformer import frame_slices
+
+PRIOR_START = 2.0  # initial beta: -2 * |p - c|^2 is -1 logit at a corner from the centre
+
+
+def normalized_grid(n: int, h: int, w: int, mask: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+    """Pixel-centre positions in [0, 1] over each frame's unpadded extent: ``(N, 2, h, w)`` as (x, y).
+
+    ``mask``: bool ``(N, h, w)``, True on padding (excluded from the extent); None = no padding."""
+    if mask is None:
+        mask = torch.zeros(n, h, w, dtype=torch.bool, device=device)
+    not_mask = (~mask).float()
+    y = not_mask.cumsum(1) - 0.5  # (N, h, w)
+    x = not_mask.cumsum(2) - 0.5
+    y = y / not_mask.sum(1, keepdim=True).clamp(min=1)
+    x = x / not_mask.sum(2, keepdim=True).clamp(min=1)
+    return torch.stack((x, y), dim=1)
 
 
 class DepthwiseSeparableConv2d(nn.Module):
@@ -39,8 +57,9 @@ class MaskHead(nn.Module):
         dim: hidden size of the transformer (= every conv's width here).
         fpn_dims: channels of the res4 and res3 features.
         num_groups: GroupNorm groups.
-        position: add a projection of the sine position encoding to the pixel features. The projection starts
-            at zero, so a model trained without it keeps its outputs when fine-tuned with it.
+        position: add the location prior (see the module docstring). It starts centred, with
+            ``beta = PRIOR_START``: a mild prior (1 logit at the corners), so a model trained without it keeps
+            nearly its outputs when fine-tuned with it.
     """
 
     def __init__(
@@ -66,11 +85,12 @@ class MaskHead(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight, a=1)
                 nn.init.constant_(m.bias, 0)
-        self.position = PositionEmbeddingSine(dim // 2) if position else None
-        self.pos_proj = nn.Conv2d(dim, dim, 1) if position else None
-        if self.pos_proj is not None:
-            nn.init.zeros_(self.pos_proj.weight)
-            nn.init.zeros_(self.pos_proj.bias)
+        # Per query: centre (x, y) as logits of [0, 1] positions, and the prior's strength before softplus.
+        self.locate = MLP(dim, dim, 3, 2) if position else None
+        if self.locate is not None:
+            nn.init.zeros_(self.locate.layers[-1].weight)
+            nn.init.constant_(self.locate.layers[-1].bias, 0.0)
+            nn.init.constant_(self.locate.layers[-1].bias[2], math.log(math.expm1(PRIOR_START)))
 
     def laterals(self, res4: torch.Tensor, res3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The lateral 1x1 adapters, ``(adapter1(res4), adapter2(res3))``: per frame and independent of the
@@ -83,24 +103,17 @@ class MaskHead(nn.Module):
         res4: torch.Tensor | None,
         res3: torch.Tensor | None,
         laterals: tuple[torch.Tensor, torch.Tensor] | None = None,
-        mask8: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``memory (N, C, H/32, W/32)``, ``res4 (N, C4, H/16, W/16)``, ``res3 (N, C3, H/8, W/8)``
         -> ``(N, C, H/8, W/8)``. ``laterals``: `laterals` of res4/res3 computed beforehand (then res4 and res3
-        are not used). ``mask8``: bool ``(N, H/8, W/8)`` padding (True) of each frame, which the position
-        encoding leaves out of its extent; None = no padding."""
+        are not used)."""
         fpn4, fpn3 = self.laterals(res4, res3) if laterals is None else laterals
         x = self.gn1(self.lay1(memory))
         x = fpn4 + F.interpolate(x, size=fpn4.shape[-2:], mode="nearest")
         x = self.gn2(self.lay2(x))
         x = fpn3 + F.interpolate(x, size=fpn3.shape[-2:], mode="nearest")
         x = F.relu(self.gn3(self.lay3(x)))
-        x = self.out_lay(x)
-        if self.pos_proj is not None:
-            if mask8 is None:  # one per frame, not one broadcast: OpenVINO's CPU plugin mis-fuses the latter
-                mask8 = torch.zeros(x.shape[0], x.shape[-2], x.shape[-1], dtype=torch.bool, device=x.device)
-            x = x + self.pos_proj(self.position(mask8).to(x.dtype))  # (N, C, H/8, W/8)
-        return x
+        return self.out_lay(x)
 
     def forward(
         self,
@@ -124,12 +137,24 @@ class MaskHead(nn.Module):
         for part in frame_slices(memory.shape[0], frame_chunk if b == 1 else None):
             lat = None if laterals is None else (laterals[0][part], laterals[1][part])
             feats = self.pixel_features(
-                memory[part],
-                None if res4 is None else res4[part],
-                None if res3 is None else res3[part],
-                lat,
-                None if mask8 is None else mask8[part],
+                memory[part], None if res4 is None else res4[part], None if res3 is None else res3[part], lat
             )  # (B*t, C, H/8, W/8)
             feats = feats.reshape(b, -1, *feats.shape[1:])  # (B, t, C, H/8, W/8)
-            masks.append(torch.einsum("lbqc,btchw->lbqthw", weights, feats))  # (L, B, Q, t, H/8, W/8)
+            logits = torch.einsum("lbqc,btchw->lbqthw", weights, feats)  # (L, B, Q, t, H/8, W/8)
+            if self.locate is not None:
+                logits = logits + self.location_prior(hs, feats, None if mask8 is None else mask8[part])
+            masks.append(logits)
         return masks[0] if len(masks) == 1 else torch.cat(masks, dim=3)
+
+    def location_prior(
+        self, hs: torch.Tensor, feats: torch.Tensor, mask8: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``-beta * |p - c|^2`` of each query over the pixels of ``feats (B, t, C, h, w)``, with c and beta
+        predicted from ``hs (L, B, Q, C)`` -> ``(L, B, Q, t, h, w)``."""
+        b, t, _, h, w = feats.shape
+        loc = self.locate(hs)  # (L, B, Q, 3)
+        centre = loc[..., :2].sigmoid()[..., None, None, None]  # (L, B, Q, 2, 1, 1, 1) as (x, y)
+        beta = F.softplus(loc[..., 2])[..., None, None, None]  # (L, B, Q, 1, 1, 1)
+        grid = normalized_grid(b * t, h, w, mask8, feats.device).to(feats.dtype)  # (B*t, 2, h, w)
+        grid = grid.reshape(b, t, 2, h, w).transpose(1, 2)[None, :, None]  # (1, B, 1, 2, t, h, w)
+        return -beta * ((grid - centre) ** 2).sum(3)

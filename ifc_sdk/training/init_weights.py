@@ -47,9 +47,9 @@ def class_head_keys(state_dict: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in state_dict if k.startswith(prefix))
 
 
-# Parts a model may have that its starting weights may lack: they keep their initialisation (zero for the mask
-# head's position projection, so the model starts with the outputs of the weights it is initialised from).
-OPTIONAL_PREFIXES = ("mask_head.pos_proj.",)
+# Parts a model may have that its starting weights may lack: they keep their initialisation (the mask head's
+# location prior starts centred and mild, so the model starts near the outputs of the weights it loads).
+OPTIONAL_PREFIXES = ("mask_head.locate.",)
 
 
 def added_keys(model: IFC, state_dict: Mapping[str, Any]) -> list[str]:
@@ -97,7 +97,7 @@ def load_finetune_init(
     The last class-head layer (``class_embed.layers.<last>.*``) is dropped (left at its fresh initialisation)
     when ``drop_class_head`` is True, or, by default (None), when its shape differs from the model's, which is
     what detectron2's checkpointer does for 80 -> 40 classes. Optional parts new to this model (`added_keys`:
-    the mask head's position projection) keep their initialisation. Every other weight must fit exactly.
+    the mask head's location prior) keep their initialisation. Every other weight must fit exactly.
 
     Returns:
         The dropped keys.

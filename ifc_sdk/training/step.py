@@ -35,14 +35,20 @@ LOGGED_LOSSES = ("loss_ce", "loss_mask", "loss_dice", "class_error")
 
 
 def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters; backbone learning rate x ``backbone_multiplier``."""
-    backbone, rest = [], []
+    """AdamW over the trainable parameters; backbone learning rate x ``backbone_multiplier``, the mask head's
+    location prior (``mask_position``) x ``location_multiplier``."""
+    backbone, location, rest = [], [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
-            (backbone if "backbone" in name else rest).append(p)
+            group = (
+                backbone if "backbone" in name else location if name.startswith("mask_head.locate.") else rest
+            )
+            group.append(p)
     groups = [{"params": rest, "lr": recipe.base_lr}]
     if backbone:
         groups.append({"params": backbone, "lr": recipe.base_lr * recipe.backbone_multiplier})
+    if location:
+        groups.append({"params": location, "lr": recipe.base_lr * recipe.location_multiplier})
     return torch.optim.AdamW(groups, lr=recipe.base_lr, betas=recipe.betas, weight_decay=recipe.weight_decay)
 
 

@@ -1,7 +1,7 @@
-"""The mask head's position encoding (``mask_position``, the shapes demo's) exports with dynamic frame sizes.
+"""The mask head's location prior (``mask_position``, the shapes demo's) exports with dynamic frame sizes.
 
-The encoding is computed inside the window graph from the size of the features, so each backend must follow
-the frame size it is given rather than the size it was traced at.
+The prior's pixel grid is computed inside the window graph from the size of the features, so each backend must
+follow the frame size it is given rather than the size it was traced at.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from ifc_sdk.inference.clip_model import EagerClipModel
 def model():
     m = tiny_model(mask_position=True)
     torch.manual_seed(3)
-    with torch.no_grad():  # a trained projection is not zero
-        m.mask_head.pos_proj.weight.normal_(std=0.5)
-        m.mask_head.pos_proj.bias.normal_(std=0.5)
+    with torch.no_grad():  # trained, the centres and strengths differ per query
+        m.mask_head.locate.layers[-1].weight.normal_(std=0.5)
+        m.mask_head.locate.layers[-1].bias.normal_(std=0.5)
     return m
 
 

@@ -1,4 +1,4 @@
-"""The mask head's optional position encoding (``IFCConfig.mask_position``, not in the reference).
+"""The mask head's optional location prior (``IFCConfig.mask_position``, not in the reference).
 
 Without it the pixel features are translation-equivariant, so a query's mask logits are equal on two objects that
 look the same: the shapes demo merged same-class (same-colour) objects into one track for this reason.
@@ -6,25 +6,18 @@ look the same: the shapes demo merged same-class (same-colour) objects into one 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from ifc_sdk.checkpoint import check_config_fields, infer_config
 from ifc_sdk.errors import ConfigError
 from ifc_sdk.modeling import IFCConfig, build_ifc, preset_config
-from ifc_sdk.modeling.mask_head import MaskHead
+from ifc_sdk.modeling.mask_head import PRIOR_START, MaskHead, normalized_grid
 from ifc_sdk.training.init_weights import load_finetune_init
 
 DIM = 16
-
-
-def head(position: bool, seed: int = 0) -> MaskHead:
-    torch.manual_seed(seed)
-    h = MaskHead(DIM, (24, 12), num_groups=4, position=position).eval()
-    if position:  # as after training: a projection that is not zero
-        torch.nn.init.normal_(h.pos_proj.weight, std=0.5)
-        torch.nn.init.normal_(h.pos_proj.bias, std=0.5)
-    return h
 
 
 def constant_inputs(n: int, h8: int, w8: int) -> tuple[torch.Tensor, ...]:
@@ -36,57 +29,58 @@ def constant_inputs(n: int, h8: int, w8: int) -> tuple[torch.Tensor, ...]:
     return memory.contiguous(), res4.contiguous(), res3.contiguous()
 
 
-def test_position_separates_pixels_that_look_the_same():
+def head(position: bool) -> MaskHead:
+    torch.manual_seed(0)
+    return MaskHead(DIM, (24, 12), num_groups=4, position=position).eval()
+
+
+def test_a_query_selects_the_one_of_two_lookalikes_at_its_centre():
     memory, res4, res3 = constant_inputs(1, 32, 48)
-    query = torch.randn(DIM)
-    with torch.no_grad():
-        plain = torch.einsum("c,chw->hw", query, head(False).pixel_features(memory, res4, res3)[0])
-        placed = torch.einsum("c,chw->hw", query, head(True).pixel_features(memory, res4, res3)[0])
-    # Two interior pixels far from the border (beyond the convolutions' reach of the zero padding).
-    a, b = (12, 14), (20, 34)
-    assert plain[a].item() == pytest.approx(plain[b].item(), abs=1e-5)
-    assert abs(placed[a].item() - placed[b].item()) > 1e-2  # the plain head: equal to 1e-5
+    hs = torch.randn(1, 1, 1, DIM)  # (L, B, Q, C)
+    plain, placed = head(False), head(True)
+    placed.load_state_dict(plain.state_dict(), strict=False)
+    beta = 20.0
+    with torch.no_grad():  # centre (x, y) = (0.25, 0.5), strength beta
+        placed.locate.layers[-1].weight.zero_()
+        placed.locate.layers[-1].bias.copy_(torch.tensor([math.log(1 / 3), 0.0, math.log(math.expm1(beta))]))
+        without = plain(hs, memory, res4, res3)[0, 0, 0, 0]  # (h8, w8)
+        with_prior = placed(hs, memory, res4, res3)[0, 0, 0, 0]
+    a, b = (16, 12), (16, 36)  # interior pixels at x = 12.5/48 and 36.5/48, y = 16.5/32
+    assert without[a].item() == pytest.approx(without[b].item(), abs=1e-5)  # the cause of the merged twins
+    d2 = [((x + 0.5) / 48 - 0.25) ** 2 + (16.5 / 32 - 0.5) ** 2 for x in (12, 36)]
+    assert (with_prior[a] - with_prior[b]).item() == pytest.approx(beta * (d2[1] - d2[0]), rel=1e-4)
 
 
-def test_padding_is_left_out_of_the_encoding():
-    """A frame padded to a larger size gets, over its own pixels, the encoding of the unpadded frame."""
-    h = head(True)
-    pe = h.position
-    with torch.no_grad():
-        small = h.pos_proj(pe(torch.zeros(1, 10, 13, dtype=torch.bool)))
-        mask = torch.ones(1, 16, 20, dtype=torch.bool)
-        mask[:, :10, :13] = False
-        padded = h.pos_proj(pe(mask))
-        unpadded_large = h.pos_proj(pe(torch.zeros(1, 16, 20, dtype=torch.bool)))
+def test_grid_covers_each_frames_unpadded_extent():
+    mask = torch.ones(1, 16, 20, dtype=torch.bool)
+    mask[:, :10, :13] = False
+    padded = normalized_grid(1, 16, 20, mask, torch.device("cpu"))
+    small = normalized_grid(1, 10, 13, None, torch.device("cpu"))
     torch.testing.assert_close(padded[..., :10, :13], small, rtol=0, atol=1e-6)
-    assert (unpadded_large[..., :10, :13] - small).abs().max() > 0.1  # the extent does matter
-
-    memory, res4, res3 = constant_inputs(2, 16, 20)
-    with torch.no_grad():
-        full = h.pixel_features(memory, res4, res3, mask8=mask.expand(2, -1, -1))
-        h.pos_proj.weight.zero_()
-        h.pos_proj.bias.zero_()
-        content = h.pixel_features(memory, res4, res3)
-    torch.testing.assert_close(full - content, padded.expand(2, -1, -1, -1), rtol=0, atol=1e-5)
+    assert small[0, 0, 0, 0].item() == pytest.approx(0.5 / 13)  # x of the first pixel centre
+    assert small[0, 1, -1, 0].item() == pytest.approx(9.5 / 10)  # y of the last row's centre
 
 
-def test_zero_projection_keeps_the_model_it_starts_from():
-    """Fine-tuning with the position projection starts from exactly the outputs of the weights it loads."""
+def test_fine_tuning_starts_from_the_loaded_model_plus_a_mild_centred_prior():
     torch.manual_seed(0)
     before = build_ifc(preset_config("demo")).eval()
     torch.manual_seed(5)
     after = build_ifc(preset_config("demo", mask_position=True)).eval()
     load_finetune_init(after, before.state_dict())
-    assert after.mask_head.pos_proj.weight.abs().sum() == 0
     images = torch.randn(1, 3, 3, 64, 96)
     with torch.no_grad():
         a, b = before(images), after(images)
-    assert torch.equal(a["pred_masks"], b["pred_masks"])
     assert torch.equal(a["pred_logits"], b["pred_logits"])
+    ys, xs = (torch.arange(8) + 0.5) / 8, (torch.arange(12) + 0.5) / 12
+    prior = -PRIOR_START * ((xs[None, :] - 0.5) ** 2 + (ys[:, None] - 0.5) ** 2)  # (h8, w8)
+    torch.testing.assert_close(
+        b["pred_masks"] - a["pred_masks"], prior.expand_as(a["pred_masks"]), atol=1e-5, rtol=0
+    )
+    assert prior.min().item() > -1.0  # mild: under one logit even in the corners
 
 
 def test_config_flag_is_read_from_weights_and_checked():
-    assert IFCConfig().mask_position is False  # the reference checkpoints have no position projection
+    assert IFCConfig().mask_position is False  # the reference checkpoints have no location prior
     assert IFCConfig.from_dict({"num_classes": 40}).mask_position is False  # config.json files of round 1
     model = build_ifc(preset_config("demo", mask_position=True))
     assert infer_config(model.state_dict(), preset_config("demo")).mask_position is True

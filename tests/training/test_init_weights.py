@@ -20,9 +20,14 @@ def test_position_projection_is_added_to_a_model_without_it(tmp_path):
     torch.manual_seed(1)
     model = build_ifc(recipe.model_config(num_classes=5))
     info = load_initial_weights(model, tmp_path / "phase1", recipe, verbose=False)
-    assert info["added"] == ["mask_head.pos_proj.bias", "mask_head.pos_proj.weight"]
+    assert info["added"] == [
+        "mask_head.locate.layers.0.bias",
+        "mask_head.locate.layers.0.weight",
+        "mask_head.locate.layers.1.bias",
+        "mask_head.locate.layers.1.weight",
+    ]
     assert info["dropped"] == []
-    assert float(model.mask_head.pos_proj.weight.abs().sum()) == 0.0
+    assert model.mask_head.locate.layers[-1].weight.detach().abs().sum().item() == 0.0  # centred at the start
 
 
 def test_other_missing_weights_are_still_refused(tmp_path):
