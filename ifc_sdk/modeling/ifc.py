@@ -112,7 +112,8 @@ class IFC(nn.Module):
             aux: also return every decoder layer's predictions (training).
 
         Returns:
-            ``{"pred_logits": (B, Q, K+1), "pred_masks": (B, Q, T, h8, w8)}`` from the last decoder layer, plus
+            ``{"pred_logits": (B, Q, K+1), "pred_masks": (B, Q, T, h8, w8)}`` from the last decoder layer (and
+            ``"pred_centres": (B, Q, 2)`` with ``mask_position``), plus
             ``"aux_outputs"``: a list of the same for the earlier layers when ``aux``.
         """
         mask5 = None if masks is None else masks["res5"]
@@ -128,11 +129,13 @@ class IFC(nn.Module):
         logits = self.class_embed(hs)  # (L, B, Q, K+1)
         mask8 = None if masks is None else masks.get("res3")
         pred_masks = self.mask_head(hs, memory, res4, res3, mask8=mask8)  # (L, B, Q, T, h8, w8)
-        out = {"pred_logits": logits[-1], "pred_masks": pred_masks[-1]}
+        layers = [{"pred_logits": lg, "pred_masks": pm} for lg, pm in zip(logits, pred_masks)]
+        if self.mask_head.locate is not None:  # the centres the location priors use, supervised in training
+            for layer, centres in zip(layers, self.mask_head.locations(hs)[0]):
+                layer["pred_centres"] = centres  # (B, Q, 2)
+        out = layers[-1]
         if aux:
-            out["aux_outputs"] = [
-                {"pred_logits": lg, "pred_masks": pm} for lg, pm in zip(logits[:-1], pred_masks[:-1])
-            ]
+            out["aux_outputs"] = layers[:-1]
         return out
 
     def frame_states(

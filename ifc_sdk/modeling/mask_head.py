@@ -146,15 +146,21 @@ class MaskHead(nn.Module):
             masks.append(logits)
         return masks[0] if len(masks) == 1 else torch.cat(masks, dim=3)
 
+    def locations(self, hs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``hs (L, B, Q, C)`` -> each query's centre ``(L, B, Q, 2)`` as (x, y) in [0, 1] of the frame, and the
+        strength ``beta (L, B, Q)`` of its location prior."""
+        loc = self.locate(hs)  # (L, B, Q, 3)
+        return loc[..., :2].sigmoid(), F.softplus(loc[..., 2])
+
     def location_prior(
         self, hs: torch.Tensor, feats: torch.Tensor, mask8: torch.Tensor | None
     ) -> torch.Tensor:
         """``-beta * |p - c|^2`` of each query over the pixels of ``feats (B, t, C, h, w)``, with c and beta
         predicted from ``hs (L, B, Q, C)`` -> ``(L, B, Q, t, h, w)``."""
         b, t, _, h, w = feats.shape
-        loc = self.locate(hs)  # (L, B, Q, 3)
-        centre = loc[..., :2].sigmoid()[..., None, None, None]  # (L, B, Q, 2, 1, 1, 1) as (x, y)
-        beta = F.softplus(loc[..., 2])[..., None, None, None]  # (L, B, Q, 1, 1, 1)
+        centre, beta = self.locations(hs)
+        centre = centre[..., None, None, None]  # (L, B, Q, 2, 1, 1, 1) as (x, y)
+        beta = beta[..., None, None, None]  # (L, B, Q, 1, 1, 1)
         grid = normalized_grid(b * t, h, w, mask8, feats.device).to(feats.dtype)  # (B*t, 2, h, w)
         grid = grid.reshape(b, t, 2, h, w).transpose(1, 2)[None, :, None]  # (1, B, 1, 2, t, h, w)
         return -beta * ((grid - centre) ** 2).sum(3)

@@ -89,6 +89,7 @@ class Recipe:
     weight_decay: float = 1e-4
     backbone_multiplier: float = 0.1
     location_multiplier: float = 1.0  # the mask head's location prior (mask_position), not in the reference
+    centre_weight: float = 5.0  # loss and matching cost of the prior's centres (mask_position only)
     betas: tuple[float, float] = (0.9, 0.999)  # torch.optim.AdamW defaults (the reference passes none)
     max_iter: int = 6000
     steps: tuple[int, ...] = (4000,)

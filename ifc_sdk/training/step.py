@@ -31,7 +31,7 @@ from ifc_sdk.training.targets import prepare_targets
 __all__ = ["PRECISIONS", "StepRunner", "build_optimizer", "globalize_ce", "pad_size"]
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-LOGGED_LOSSES = ("loss_ce", "loss_mask", "loss_dice", "class_error")
+LOGGED_LOSSES = ("loss_ce", "loss_mask", "loss_dice", "loss_centre", "class_error")  # centre: mask_position
 
 
 def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.AdamW:
@@ -90,7 +90,7 @@ def globalize_ce(
 
 def _to_float(outputs: dict, keep_aux: bool) -> dict:
     """Model outputs in fp32 for the loss (autocast may give bf16/fp16); aux layers dropped unless used."""
-    out = {"pred_logits": outputs["pred_logits"].float(), "pred_masks": outputs["pred_masks"].float()}
+    out = {k: v.float() for k, v in outputs.items() if k != "aux_outputs"}
     if keep_aux:
         out["aux_outputs"] = [
             {k: v.float() for k, v in aux.items()} for aux in outputs.get("aux_outputs", [])
@@ -166,6 +166,6 @@ class StepRunner:
             self.optimizer.step()
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
-        logged = {k: float(losses[k].detach()) for k in LOGGED_LOSSES}
+        logged = {k: float(losses[k].detach()) for k in LOGGED_LOSSES if k in losses}
         logged["loss"] = float(loss.detach())
         return logged, lr

@@ -71,6 +71,8 @@ def test_fine_tuning_starts_from_the_loaded_model_plus_a_mild_centred_prior():
     with torch.no_grad():
         a, b = before(images), after(images)
     assert torch.equal(a["pred_logits"], b["pred_logits"])
+    assert "pred_centres" not in a and b["pred_centres"].shape == (1, 10, 2)
+    assert torch.equal(b["pred_centres"], torch.full((1, 10, 2), 0.5))  # centred at the start
     ys, xs = (torch.arange(8) + 0.5) / 8, (torch.arange(12) + 0.5) / 12
     prior = -PRIOR_START * ((xs[None, :] - 0.5) ** 2 + (ys[:, None] - 0.5) ** 2)  # (h8, w8)
     torch.testing.assert_close(
