@@ -62,6 +62,7 @@ def build_ifc(config: IFCConfig) -> IFC:
         config.num_dec_layers,
         config.num_memory_bus,
         config.dropout,
+        value_pos=config.mask_position,
     )
     mask_head = MaskHead(
         config.hidden_dim,

@@ -47,14 +47,20 @@ def class_head_keys(state_dict: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in state_dict if k.startswith(prefix))
 
 
-# Parts a model may have that its starting weights may lack: they keep their initialisation (the mask head's
-# location prior starts centred and mild, so the model starts near the outputs of the weights it loads).
-OPTIONAL_PREFIXES = ("mask_head.locate.",)
+# Parts a model may have that its starting weights may lack (``mask_position``): they keep their
+# initialisation (the decoder's value positions start at zero and the mask head's location prior centred and
+# mild, so the model starts near the outputs of the weights it loads).
+OPTIONAL_PARTS = ("mask_head.locate.", ".value_pos.")
+
+
+def is_optional_part(name: str) -> bool:
+    """Whether parameter ``name`` belongs to one of the `OPTIONAL_PARTS`."""
+    return any(part in name for part in OPTIONAL_PARTS)
 
 
 def added_keys(model: IFC, state_dict: Mapping[str, Any]) -> list[str]:
-    """Keys of ``model``'s optional parts (`OPTIONAL_PREFIXES`) that ``state_dict`` lacks."""
-    return sorted(k for k in model.state_dict() if k.startswith(OPTIONAL_PREFIXES) and k not in state_dict)
+    """Keys of ``model``'s optional parts (`OPTIONAL_PARTS`) that ``state_dict`` lacks."""
+    return sorted(k for k in model.state_dict() if is_optional_part(k) and k not in state_dict)
 
 
 def read_model_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -97,7 +103,7 @@ def load_finetune_init(
     The last class-head layer (``class_embed.layers.<last>.*``) is dropped (left at its fresh initialisation)
     when ``drop_class_head`` is True, or, by default (None), when its shape differs from the model's, which is
     what detectron2's checkpointer does for 80 -> 40 classes. Optional parts new to this model (`added_keys`:
-    the mask head's location prior) keep their initialisation. Every other weight must fit exactly.
+    the decoder's value positions and the mask head's location prior) keep their initialisation. Every other weight must fit exactly.
 
     Returns:
         The dropped keys.

@@ -24,6 +24,7 @@ from torch import nn
 from ifc_sdk.modeling.ifc import IFC
 from ifc_sdk.training import distributed as du
 from ifc_sdk.training.criterion import IFCCriterion
+from ifc_sdk.training.init_weights import is_optional_part
 from ifc_sdk.training.loader import clip_instances, local_padded_size, pad_clips
 from ifc_sdk.training.recipes import Recipe
 from ifc_sdk.training.targets import prepare_targets
@@ -35,14 +36,12 @@ LOGGED_LOSSES = ("loss_ce", "loss_mask", "loss_dice", "loss_centre", "class_erro
 
 
 def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters; backbone learning rate x ``backbone_multiplier``, the mask head's
-    location prior (``mask_position``) x ``location_multiplier``."""
+    """AdamW over the trainable parameters; backbone learning rate x ``backbone_multiplier``, the parts of
+    ``mask_position`` (`is_optional_part`) x ``location_multiplier``."""
     backbone, location, rest = [], [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
-            group = (
-                backbone if "backbone" in name else location if name.startswith("mask_head.locate.") else rest
-            )
+            group = backbone if "backbone" in name else location if is_optional_part(name) else rest
             group.append(p)
     groups = [{"params": rest, "lr": recipe.base_lr}]
     if backbone:
