@@ -1,7 +1,8 @@
-"""The mask head's location prior (``mask_position``, the shapes demo's) exports with dynamic frame sizes.
+"""``mask_position`` models (the shapes demo) export with dynamic frame sizes.
 
-The prior's pixel grid is computed inside the window graph from the size of the features, so each backend must
-follow the frame size it is given rather than the size it was traced at.
+The location prior's pixel grid is computed inside the window graph from the size of the features, so each
+backend must follow the frame size it is given rather than the size it was traced at; the decoder's value
+positions are part of the same graph.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def model():
     with torch.no_grad():  # trained, the centres and strengths differ per query
         m.mask_head.locate.layers[-1].weight.normal_(std=0.5)
         m.mask_head.locate.layers[-1].bias.normal_(std=0.5)
+        for layer in m.transformer.clip_decoder.layers:
+            layer.value_pos.weight.normal_(std=0.2)
     return m
 
 
