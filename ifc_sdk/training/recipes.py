@@ -281,8 +281,8 @@ RECIPES: dict[str, Recipe] = {
             "max_size": 600,
             "base_lr": 1e-4,
             "batch_size": 2,
-            "max_iter": 3000,
-            "steps": (2400,),
+            "max_iter": 5000,
+            "steps": (4000,),
             "test_size": 320,
         }
     ),
