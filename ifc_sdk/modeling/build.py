@@ -62,13 +62,9 @@ def build_ifc(config: IFCConfig) -> IFC:
         config.num_dec_layers,
         config.num_memory_bus,
         config.dropout,
-        value_pos=config.mask_position,
     )
     mask_head = MaskHead(
-        config.hidden_dim,
-        (backbone.out_channels["res4"], backbone.out_channels["res3"]),
-        config.mask_groups,
-        position=config.mask_position,
+        config.hidden_dim, (backbone.out_channels["res4"], backbone.out_channels["res3"]), config.mask_groups
     )
     return IFC(
         backbone,

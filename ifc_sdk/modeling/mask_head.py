@@ -3,16 +3,9 @@
 Differs from DETR's MaskHeadSmallConv: the features start from the encoder output (not from the attention
 maps), the lateral adapters are added after NEAREST upsampling, and the masks come from a per-query dynamic
 convolution rather than from concatenated attention maps.
-
-Optionally (``position=True``, not in the reference) each query also predicts where its object is, and its mask
-logits get a location prior, ``-beta * |p - c|^2`` over normalised pixel positions p around its centre c. The
-masks are dot products of a query's weights with translation-equivariant pixel features, so without position
-two objects that look the same get the same mask logits wherever they are, and a query cannot select one.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -20,22 +13,6 @@ from torch import nn
 
 from ifc_sdk.modeling.mlp import MLP
 from ifc_sdk.modeling.transformer import frame_slices
-
-PRIOR_START = 2.0  # initial beta: -2 * |p - c|^2 is -1 logit at a corner from the centre
-
-
-def normalized_grid(n: int, h: int, w: int, mask: torch.Tensor | None, device: torch.device) -> torch.Tensor:
-    """Pixel-centre positions in [0, 1] over each frame's unpadded extent: ``(N, 2, h, w)`` as (x, y).
-
-    ``mask``: bool ``(N, h, w)``, True on padding (excluded from the extent); None = no padding."""
-    if mask is None:
-        mask = torch.zeros(n, h, w, dtype=torch.bool, device=device)
-    not_mask = (~mask).float()
-    y = not_mask.cumsum(1) - 0.5  # (N, h, w)
-    x = not_mask.cumsum(2) - 0.5
-    y = y / not_mask.sum(1, keepdim=True).clamp(min=1)
-    x = x / not_mask.sum(2, keepdim=True).clamp(min=1)
-    return torch.stack((x, y), dim=1)
 
 
 class DepthwiseSeparableConv2d(nn.Module):
@@ -57,18 +34,9 @@ class MaskHead(nn.Module):
         dim: hidden size of the transformer (= every conv's width here).
         fpn_dims: channels of the res4 and res3 features.
         num_groups: GroupNorm groups.
-        position: add the location prior (see the module docstring). It starts centred, with
-            ``beta = PRIOR_START``: a mild prior (1 logit at the corners), so a model trained without it keeps
-            nearly its outputs when fine-tuned with it.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        fpn_dims: tuple[int, int] = (1024, 512),
-        num_groups: int = 32,
-        position: bool = False,
-    ) -> None:
+    def __init__(self, dim: int, fpn_dims: tuple[int, int] = (1024, 512), num_groups: int = 32) -> None:
         super().__init__()
         groups = min(num_groups, dim)
         self.lay1 = nn.Conv2d(dim, dim, 3, padding=1)
@@ -85,12 +53,6 @@ class MaskHead(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight, a=1)
                 nn.init.constant_(m.bias, 0)
-        # Per query: centre (x, y) as logits of [0, 1] positions, and the prior's strength before softplus.
-        self.locate = MLP(dim, dim, 3, 2) if position else None
-        if self.locate is not None:
-            nn.init.zeros_(self.locate.layers[-1].weight)
-            nn.init.constant_(self.locate.layers[-1].bias, 0.0)
-            nn.init.constant_(self.locate.layers[-1].bias[2], math.log(math.expm1(PRIOR_START)))
 
     def laterals(self, res4: torch.Tensor, res3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The lateral 1x1 adapters, ``(adapter1(res4), adapter2(res3))``: per frame and independent of the
@@ -123,7 +85,6 @@ class MaskHead(nn.Module):
         res3: torch.Tensor | None,
         laterals: tuple[torch.Tensor, torch.Tensor] | None = None,
         frame_chunk: int | None = None,
-        mask8: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``hs (L, B, Q, C)`` decoder outputs; the rest as in `pixel_features` with N = B*T
         -> mask logits ``(L, B, Q, T, H/8, W/8)``.
@@ -140,27 +101,5 @@ class MaskHead(nn.Module):
                 memory[part], None if res4 is None else res4[part], None if res3 is None else res3[part], lat
             )  # (B*t, C, H/8, W/8)
             feats = feats.reshape(b, -1, *feats.shape[1:])  # (B, t, C, H/8, W/8)
-            logits = torch.einsum("lbqc,btchw->lbqthw", weights, feats)  # (L, B, Q, t, H/8, W/8)
-            if self.locate is not None:
-                logits = logits + self.location_prior(hs, feats, None if mask8 is None else mask8[part])
-            masks.append(logits)
+            masks.append(torch.einsum("lbqc,btchw->lbqthw", weights, feats))  # (L, B, Q, t, H/8, W/8)
         return masks[0] if len(masks) == 1 else torch.cat(masks, dim=3)
-
-    def locations(self, hs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``hs (L, B, Q, C)`` -> each query's centre ``(L, B, Q, 2)`` as (x, y) in [0, 1] of the frame, and the
-        strength ``beta (L, B, Q)`` of its location prior."""
-        loc = self.locate(hs)  # (L, B, Q, 3)
-        return loc[..., :2].sigmoid(), F.softplus(loc[..., 2])
-
-    def location_prior(
-        self, hs: torch.Tensor, feats: torch.Tensor, mask8: torch.Tensor | None
-    ) -> torch.Tensor:
-        """``-beta * |p - c|^2`` of each query over the pixels of ``feats (B, t, C, h, w)``, with c and beta
-        predicted from ``hs (L, B, Q, C)`` -> ``(L, B, Q, t, h, w)``."""
-        b, t, _, h, w = feats.shape
-        centre, beta = self.locations(hs)
-        centre = centre[..., None, None, None]  # (L, B, Q, 2, 1, 1, 1) as (x, y)
-        beta = beta[..., None, None, None]  # (L, B, Q, 1, 1, 1)
-        grid = normalized_grid(b * t, h, w, mask8, feats.device).to(feats.dtype)  # (B*t, 2, h, w)
-        grid = grid.reshape(b, t, 2, h, w).transpose(1, 2)[None, :, None]  # (1, B, 1, 2, t, h, w)
-        return -beta * ((grid - centre) ** 2).sum(3)

@@ -117,16 +117,9 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    """Post-norm DETR decoder layer: query self-attention, cross-attention to memory, feed-forward.
+    """Post-norm DETR decoder layer: query self-attention, cross-attention to memory, feed-forward."""
 
-    ``value_pos`` (not in the reference or DETR): the cross-attention's values also get a learned projection of
-    the memory's positions (zero at the start), so a query's output carries where it attended, not only what;
-    the mask head's location prior (``IFCConfig.mask_position``) reads its centre from there.
-    """
-
-    def __init__(
-        self, dim: int, num_heads: int, dim_feedforward: int, dropout: float = 0.1, value_pos: bool = False
-    ) -> None:
+    def __init__(self, dim: int, num_heads: int, dim_feedforward: int, dropout: float = 0.1) -> None:
         super().__init__()
         self.self_attn = MultiheadAttention(dim, num_heads, dropout)
         self.multihead_attn = MultiheadAttention(dim, num_heads, dropout)
@@ -136,7 +129,6 @@ class DecoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.norm3 = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
-        self.value_pos = nn.Linear(dim, dim) if value_pos else None
 
     def forward(
         self,
@@ -149,8 +141,7 @@ class DecoderLayer(nn.Module):
         """``tgt (N, Q, C)``, ``memory/pos (N, L, C)``, ``query_pos (N, Q, C)`` -> ``(N, Q, C)``."""
         q = k = tgt + query_pos
         tgt = self.norm1(tgt + self.dropout(self.self_attn(q, k, tgt)))
-        value = memory if self.value_pos is None else memory + self.value_pos(pos)
-        attn = self.multihead_attn(tgt + query_pos, memory + pos, value, memory_key_padding_mask)
+        attn = self.multihead_attn(tgt + query_pos, memory + pos, memory, memory_key_padding_mask)
         tgt = self.norm2(tgt + self.dropout(attn))
         ffn = self.linear2(self.dropout(F.relu(self.linear1(tgt))))
         return self.norm3(tgt + self.dropout(ffn))
@@ -239,17 +230,11 @@ class ClipDecoder(nn.Module):
     """DETR decoder over the whole clip; returns every layer's output after the final LayerNorm."""
 
     def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        dim_feedforward: int,
-        num_layers: int,
-        dropout: float = 0.1,
-        value_pos: bool = False,
+        self, dim: int, num_heads: int, dim_feedforward: int, num_layers: int, dropout: float = 0.1
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            DecoderLayer(dim, num_heads, dim_feedforward, dropout, value_pos) for _ in range(num_layers)
+            DecoderLayer(dim, num_heads, dim_feedforward, dropout) for _ in range(num_layers)
         )
         self.norm = nn.LayerNorm(dim)
 
@@ -283,17 +268,14 @@ class IFCTransformer(nn.Module):
         num_dec_layers: int = 3,
         num_memory_bus: int = 8,
         dropout: float = 0.1,
-        value_pos: bool = False,
     ) -> None:
         super().__init__()
         self.memory_bus = nn.Parameter(torch.randn(num_memory_bus, dim))
         self.memory_pos = nn.Parameter(torch.randn(num_memory_bus, dim))
         self.encoder = IFCEncoder(dim, num_heads, dim_feedforward, num_enc_layers, dropout)
-        self.clip_decoder = ClipDecoder(dim, num_heads, dim_feedforward, num_dec_layers, dropout, value_pos)
+        self.clip_decoder = ClipDecoder(dim, num_heads, dim_feedforward, num_dec_layers, dropout)
         for name, p in self.named_parameters():
-            if "value_pos" in name:  # zero: a model fine-tuned with it starts from the one without
-                nn.init.zeros_(p)
-            elif p.dim() > 1 and "memory" not in name:
+            if p.dim() > 1 and "memory" not in name:
                 nn.init.xavier_uniform_(p)
 
     def forward(

@@ -57,9 +57,6 @@ class IFCCriterion(nn.Module):
             ``loss_dice``; the matcher uses ``cost_class=1`` and ``cost_dice=dice_weight`` like the reference.
         no_object_weight: cross-entropy weight of the no-object class (``empty_weight[-1]``).
         focal_alpha, focal_gamma: sigmoid focal loss parameters.
-        centre_weight: weight of ``loss_centre``, the L1 distance of a matched query's predicted centre
-            (``pred_centres``, models with ``mask_position`` only; not in the reference) to its instance's
-            ``centres``; the default matcher then also costs ``centre_weight`` x that distance.
         matcher: replaces the default ``HungarianMatcher(1, dice_weight)``.
     """
 
@@ -73,23 +70,15 @@ class IFCCriterion(nn.Module):
         no_object_weight: float = 0.1,
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
-        centre_weight: float = 5.0,
         matcher: HungarianMatcher | None = None,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.weight_dict = {
-            "loss_ce": class_weight,
-            "loss_mask": mask_weight,
-            "loss_dice": dice_weight,
-            "loss_centre": centre_weight,
-        }
+        self.weight_dict = {"loss_ce": class_weight, "loss_mask": mask_weight, "loss_dice": dice_weight}
         self.focal_alpha = focal_alpha
         self.focal_gamma = focal_gamma
         self.matcher = (
-            matcher
-            if matcher is not None
-            else HungarianMatcher(cost_class=1.0, cost_dice=dice_weight, cost_centre=centre_weight)
+            matcher if matcher is not None else HungarianMatcher(cost_class=1.0, cost_dice=dice_weight)
         )
         empty_weight = torch.ones(num_classes + 1)
         empty_weight[-1] = no_object_weight
@@ -101,8 +90,7 @@ class IFCCriterion(nn.Module):
         Args:
             outputs: ``pred_logits`` ``(B, Q, C+1)``, ``pred_masks`` ``(B, Q, T, h, w)`` and optionally
                 ``aux_outputs``, a list of dicts with the same two keys (one per intermediate decoder layer).
-            targets: per video ``labels`` ``(N,)`` int64, ``masks`` and ``match_masks`` ``(N, T, H, W)`` float
-                (and ``centres`` ``(N, 2)`` when the outputs have ``pred_centres``).
+            targets: per video ``labels`` ``(N,)`` int64, ``masks`` and ``match_masks`` ``(N, T, H, W)`` float.
 
         Returns:
             ``loss_ce``, ``loss_mask``, ``loss_dice``, ``class_error``, ``cardinality_error`` and, for aux
@@ -132,12 +120,9 @@ class IFCCriterion(nn.Module):
         indices = self.matcher(outputs, targets)
         losses = self._loss_labels(outputs, targets, indices, log)
         losses.update(self._loss_masks(outputs, targets, indices, num_masks))
-        if "pred_centres" in outputs:
-            losses["loss_centre"] = self._loss_centres(outputs, targets, indices, num_masks)
         losses["cardinality_error"] = self._cardinality_error(outputs["pred_logits"], targets)
         for key, weight in self.weight_dict.items():
-            if key in losses:
-                losses[key] = losses[key] * weight
+            losses[key] = losses[key] * weight
         return losses
 
     @staticmethod
@@ -181,14 +166,6 @@ class IFCCriterion(nn.Module):
             ),
             "loss_dice": dice_loss(src_masks, tgt_masks, num_masks),
         }
-
-    def _loss_centres(
-        self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]], indices: Indices, num_masks: float
-    ) -> Tensor:
-        """L1 distance of matched queries' centres to their instances' centres, summed over (x, y)."""
-        src = outputs["pred_centres"][self._src_index(indices)]  # (n, 2)
-        tgt = torch.cat([t["centres"][j] for t, (_, j) in zip(targets, indices, strict=True)]).to(src)
-        return (src - tgt).abs().sum() / num_masks
 
     @staticmethod
     @torch.no_grad()

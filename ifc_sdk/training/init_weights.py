@@ -29,7 +29,6 @@ from ifc_sdk.training.imagenet import load_imagenet_backbone, torchvision_imagen
 from ifc_sdk.training.recipes import Recipe
 
 __all__ = [
-    "added_keys",
     "class_head_keys",
     "freeze_backbone",
     "load_initial_weights",
@@ -45,22 +44,6 @@ def class_head_keys(state_dict: Mapping[str, Any]) -> list[str]:
         return []
     prefix = f"class_embed.layers.{layers[-1]}."
     return sorted(k for k in state_dict if k.startswith(prefix))
-
-
-# Parts a model may have that its starting weights may lack (``mask_position``): they keep their
-# initialisation (the decoder's value positions start at zero and the mask head's location prior centred and
-# mild, so the model starts near the outputs of the weights it loads).
-OPTIONAL_PARTS = ("mask_head.locate.", ".value_pos.")
-
-
-def is_optional_part(name: str) -> bool:
-    """Whether parameter ``name`` belongs to one of the `OPTIONAL_PARTS`."""
-    return any(part in name for part in OPTIONAL_PARTS)
-
-
-def added_keys(model: IFC, state_dict: Mapping[str, Any]) -> list[str]:
-    """Keys of ``model``'s optional parts (`OPTIONAL_PARTS`) that ``state_dict`` lacks."""
-    return sorted(k for k in model.state_dict() if is_optional_part(k) and k not in state_dict)
 
 
 def read_model_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -102,8 +85,7 @@ def load_finetune_init(
 
     The last class-head layer (``class_embed.layers.<last>.*``) is dropped (left at its fresh initialisation)
     when ``drop_class_head`` is True, or, by default (None), when its shape differs from the model's, which is
-    what detectron2's checkpointer does for 80 -> 40 classes. Optional parts new to this model (`added_keys`:
-    the decoder's value positions and the mask head's location prior) keep their initialisation. Every other weight must fit exactly.
+    what detectron2's checkpointer does for 80 -> 40 classes. Every other weight must fit exactly.
 
     Returns:
         The dropped keys.
@@ -115,8 +97,9 @@ def load_finetune_init(
     mismatch = any(k in expected and tuple(expected[k].shape) != tuple(state[k].shape) for k in head)
     drop = mismatch if drop_class_head is None else drop_class_head
     dropped = head if drop else []
-    for k in dropped + added_keys(model, state):
-        state[k] = expected[k]
+    if drop:
+        for k in head:
+            state[k] = expected[k]
     load_state_dict_strict(model, state, path)
     return dropped
 
@@ -144,8 +127,7 @@ def load_initial_weights(
 
     Returns:
         What was done, recorded in ``recipe.json``: ``{"source": ..., "kind": "imagenet" | "checkpoint",
-        "unused": N}`` (backbone keys not used) or ``"dropped": [...]`` (class-head keys left fresh), plus
-        ``"added": [...]`` when optional parts were not in the weights (see `added_keys`).
+        "unused": N}`` (backbone keys not used) or ``"dropped": [...]`` (class-head keys left fresh).
     """
     if init is None or str(init) == "scratch":
         if recipe.init != "scratch" and verbose:
@@ -169,8 +151,5 @@ def load_initial_weights(
         if not _is_ifc_state(state):
             unused = load_imagenet_backbone(model.backbone, path)
             return {"source": str(path), "kind": "imagenet", "unused": len(unused)}
-    state = read_model_state(path)
-    added = added_keys(model, state)
-    dropped = load_finetune_init(model, state, drop_class_head=drop_class_head, path=path)
-    info = {"source": str(path), "kind": "checkpoint", "dropped": dropped}
-    return {**info, "added": added} if added else info
+    dropped = load_finetune_init(model, read_model_state(path), drop_class_head=drop_class_head, path=path)
+    return {"source": str(path), "kind": "checkpoint", "dropped": dropped}

@@ -30,17 +30,15 @@ class HungarianMatcher(nn.Module):
 
     The dice term is computed over all T frames of the clip after bilinearly resizing (align_corners=False)
     the predicted masks to the size of ``match_masks``; the class term is the softmax probability of the gt
-    class. With ``cost_centre`` (not in the reference) and ``pred_centres`` in the outputs, ``cost_centre`` x
-    the L1 distance of the centres is subtracted.
+    class.
     """
 
-    def __init__(self, cost_class: float = 1.0, cost_dice: float = 3.0, cost_centre: float = 0.0) -> None:
+    def __init__(self, cost_class: float = 1.0, cost_dice: float = 3.0) -> None:
         super().__init__()
         if cost_class == 0 and cost_dice == 0:
             raise ValueError("HungarianMatcher: cost_class and cost_dice cannot both be 0")
         self.cost_class = cost_class
         self.cost_dice = cost_dice
-        self.cost_centre = cost_centre
 
     @torch.no_grad()
     def forward(
@@ -70,11 +68,6 @@ class HungarianMatcher(nn.Module):
             cost_class = prob[b_i][:, target["labels"]]
             cost_dice = dice_coefficient(masks[b_i], target["match_masks"].to(masks)).to(cost_class)
             cost = self.cost_dice * cost_dice + self.cost_class * cost_class
-            if self.cost_centre and "pred_centres" in outputs:  # twins have equal dice: the centre decides
-                distance = torch.cdist(
-                    outputs["pred_centres"][b_i], target["centres"].to(cost), p=1
-                )  # (Q, N)
-                cost = cost - self.cost_centre * distance
             src, tgt = linear_sum_assignment(cost.cpu().numpy(), maximize=True)
             indices.append((torch.as_tensor(src, dtype=torch.int64), torch.as_tensor(tgt, dtype=torch.int64)))
         return indices

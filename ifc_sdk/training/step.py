@@ -24,7 +24,6 @@ from torch import nn
 from ifc_sdk.modeling.ifc import IFC
 from ifc_sdk.training import distributed as du
 from ifc_sdk.training.criterion import IFCCriterion
-from ifc_sdk.training.init_weights import is_optional_part
 from ifc_sdk.training.loader import clip_instances, local_padded_size, pad_clips
 from ifc_sdk.training.recipes import Recipe
 from ifc_sdk.training.targets import prepare_targets
@@ -32,22 +31,18 @@ from ifc_sdk.training.targets import prepare_targets
 __all__ = ["PRECISIONS", "StepRunner", "build_optimizer", "globalize_ce", "pad_size"]
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-LOGGED_LOSSES = ("loss_ce", "loss_mask", "loss_dice", "loss_centre", "class_error")  # centre: mask_position
+LOGGED_LOSSES = ("loss_ce", "loss_mask", "loss_dice", "class_error")
 
 
 def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters; backbone learning rate x ``backbone_multiplier``, the parts of
-    ``mask_position`` (`is_optional_part`) x ``location_multiplier``."""
-    backbone, location, rest = [], [], []
+    """AdamW over the trainable parameters; backbone learning rate x ``backbone_multiplier``."""
+    backbone, rest = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
-            group = backbone if "backbone" in name else location if is_optional_part(name) else rest
-            group.append(p)
+            (backbone if "backbone" in name else rest).append(p)
     groups = [{"params": rest, "lr": recipe.base_lr}]
     if backbone:
         groups.append({"params": backbone, "lr": recipe.base_lr * recipe.backbone_multiplier})
-    if location:
-        groups.append({"params": location, "lr": recipe.base_lr * recipe.location_multiplier})
     return torch.optim.AdamW(groups, lr=recipe.base_lr, betas=recipe.betas, weight_decay=recipe.weight_decay)
 
 
@@ -89,7 +84,7 @@ def globalize_ce(
 
 def _to_float(outputs: dict, keep_aux: bool) -> dict:
     """Model outputs in fp32 for the loss (autocast may give bf16/fp16); aux layers dropped unless used."""
-    out = {k: v.float() for k, v in outputs.items() if k != "aux_outputs"}
+    out = {"pred_logits": outputs["pred_logits"].float(), "pred_masks": outputs["pred_masks"].float()}
     if keep_aux:
         out["aux_outputs"] = [
             {k: v.float() for k, v in aux.items()} for aux in outputs.get("aux_outputs", [])
@@ -165,6 +160,6 @@ class StepRunner:
             self.optimizer.step()
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
-        logged = {k: float(losses[k].detach()) for k in LOGGED_LOSSES if k in losses}
+        logged = {k: float(losses[k].detach()) for k in LOGGED_LOSSES}
         logged["loss"] = float(loss.detach())
         return logged, lr

@@ -32,8 +32,7 @@ def prepare_targets(
 
     Returns:
         Per video ``labels`` ``(N',)`` int64, ``ids`` ``(N', T)`` int64, ``masks`` ``(N', T, ceil(H/mask_stride),
-        ceil(W/mask_stride))`` float, ``match_masks`` (same at ``match_stride``) and ``centres`` ``(N', 2)`` (the
-        mean pixel position (x, y) over the clip in [0, 1] of the unpadded frames), where N' keeps only the
+        ceil(W/mask_stride))`` float and ``match_masks`` (same at ``match_stride``), where N' keeps only the
         instances whose id is not -1 in some frame. The class of an instance is taken from a frame where it is
         not the dummy class.
     """
@@ -49,11 +48,9 @@ def prepare_targets(
         num_inst = len(frames[0]["gt_ids"])
         device = frames[0]["gt_masks"].device
         masks = torch.zeros((num_inst, len(frames), pad_h, pad_w), dtype=torch.bool, device=device)
-        moments = torch.zeros((num_inst, 3), device=device)  # per instance: sum of x, sum of y, pixel count
         for f_i, frame in enumerate(frames):
             h, w = frame["gt_masks"].shape[-2:]
             masks[:, f_i, :h, :w] = frame["gt_masks"]
-            moments += _centre_moments(frame["gt_masks"])
         ids = torch.stack([frame["gt_ids"] for frame in frames], dim=1)  # (N, T)
         classes = torch.stack([frame["gt_classes"] for frame in frames], dim=1)  # (N, T)
         # the dummy class is the largest, so the minimum over frames is the real class wherever there is one
@@ -67,23 +64,9 @@ def prepare_targets(
                 "ids": ids[valid],
                 "masks": _resize(masks, loss_size),
                 "match_masks": _resize(masks, match_size),
-                # (N', 2) mean (x, y) over the clip, in [0, 1] of each frame's extent; an empty one: the middle
-                "centres": torch.where(
-                    moments[valid, 2:] > 0, moments[valid, :2] / moments[valid, 2:].clamp(min=1), 0.5
-                ),
             }
         )
     return targets
-
-
-def _centre_moments(masks: Tensor) -> Tensor:
-    """``(N, H, W)`` bool masks -> ``(N, 3)``: sums of the pixel centres' x and y (in [0, 1] of the frame) and
-    the pixel count."""
-    h, w = masks.shape[-2:]
-    m = masks.float()
-    xs = (torch.arange(w, device=m.device) + 0.5) / w
-    ys = (torch.arange(h, device=m.device) + 0.5) / h
-    return torch.stack(((m.sum(1) * xs).sum(1), (m.sum(2) * ys).sum(1), m.sum((1, 2))), dim=1)
 
 
 def _resize(masks: Tensor, size: tuple[int, int]) -> Tensor:

@@ -222,7 +222,6 @@ class Trainer:
             mask_weight=recipe.mask_weight,
             dice_weight=recipe.dice_weight,
             no_object_weight=recipe.no_object_weight,
-            centre_weight=recipe.centre_weight,
         ).to(info.device)
         mapper = build_mapper(recipe, self.train_set.class_index)
         if resume_from is None and recipe.calibrate_bn and self.init_info["source"] == "scratch":

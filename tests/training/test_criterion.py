@@ -167,33 +167,3 @@ def test_video_without_instances() -> None:
     assert all(torch.isfinite(v) for v in losses.values())
     (losses["loss_ce"] + losses["loss_mask"] + losses["loss_dice"]).backward()
     assert outputs["pred_logits"].grad[0].abs().sum() > 0
-
-
-def test_centres_decide_between_twins_and_are_supervised() -> None:
-    """mask_position models: two objects of one class whose masks the queries cannot tell apart are matched by
-    the queries' predicted centres, and those centres are trained towards their instances' mean position."""
-    left, right = torch.zeros(4, 8, dtype=torch.bool), torch.zeros(4, 8, dtype=torch.bool)
-    left[:, :4], right[:, 4:] = True, True
-    frame = {
-        "gt_classes": torch.tensor([0, 0]),
-        "gt_ids": torch.tensor([0, 1]),
-        "gt_masks": torch.stack([left, right]),
-    }
-    (target,) = prepare_targets([[frame, frame]], mask_stride=1, match_stride=1)
-    # pixel centres x = (i + 0.5) / 8: the left half's mean is 2 / 8, the right half's 6 / 8; y is 2 / 4
-    torch.testing.assert_close(target["centres"], torch.tensor([[0.25, 0.5], [0.75, 0.5]]))
-
-    outputs = {
-        "pred_logits": torch.zeros(1, 2, 2),  # equal classes and masks: only the centres differ
-        "pred_masks": torch.zeros(1, 2, 2, 4, 8),
-        "pred_centres": torch.tensor([[[0.75, 0.6], [0.3, 0.5]]]),
-    }
-    criterion = IFCCriterion(1)
-    ((src, tgt),) = criterion.matcher(outputs, [target])
-    assert dict(zip(src.tolist(), tgt.tolist())) == {0: 1, 1: 0}
-    ((src, tgt),) = IFCCriterion(1, centre_weight=0.0).matcher(outputs, [target])
-    assert dict(zip(src.tolist(), tgt.tolist())) == {0: 0, 1: 1}  # a tie: the reference's order
-
-    losses = criterion(outputs, [target])
-    assert losses["loss_centre"].item() == pytest.approx(5 * (0.1 + 0.05) / 2, rel=1e-5)
-    assert "loss_centre" not in criterion({k: v for k, v in outputs.items() if k != "pred_centres"}, [target])
