@@ -11,10 +11,7 @@ The two stages of the reference recipe, scaled down to the synthetic shapes worl
 
 Why the second phase (issue 16): after ``demo_ytvis`` every object without a same-class twin in its video was
 found (AP is high on such videos), while objects sharing their class (and so their colour) with another one were
-merged into one track or swapped between tracks; test seeds with many such videos scored ~0.5 AP. Two such twins
-have equal pixel features (the mask head is translation-equivariant), so no query's mask can select one of them:
-the crowded phase therefore adds the mask head's position projection (``IFCConfig.mask_position``, zero at the
-start, so the phase starts from the demo_ytvis model's outputs) and trains it on videos full of twins.
+merged into one track or swapped between tracks; test seeds with many such videos scored ~0.5 AP.
 
 Every input is generated from a fixed seed and every run is seeded and single-threaded, so the same command
 gives the same model on the same machine (checked for the crowded phase: two runs of its first iterations wrote

@@ -142,7 +142,6 @@ def sizes_from_shapes(shapes: Mapping[str, Sequence[int]], path: str | os.PathLi
             "res2_channels": shapes["backbone.res2.0.conv3.weight"][0],
             "bottleneck_channels": bottleneck,
             "num_groups": bottleneck // shapes["backbone.res2.0.conv2.weight"][1],
-            "mask_position": "mask_head.pos_proj.weight" in shapes,
         }
     except (KeyError, IndexError) as exc:
         raise CheckpointError(path, f"not an IFC checkpoint: missing or malformed {exc.args[0]!r}") from exc
@@ -175,10 +174,6 @@ def check_config_fields(fields: Mapping, where: str | os.PathLike) -> None:
     if "depth" in fields and fields["depth"] not in DEPTH_TO_BLOCKS:
         raise ConfigError(
             f"{where}: field 'depth' = {fields['depth']!r} is not one of {sorted(DEPTH_TO_BLOCKS)}"
-        )
-    if type(fields.get("mask_position", False)) is not bool:
-        raise ConfigError(
-            f"{where}: field 'mask_position' = {fields['mask_position']!r} is not true or false"
         )
     dropout = fields.get("dropout", 0.0)
     if type(dropout) not in (int, float) or not 0 <= dropout < 1:

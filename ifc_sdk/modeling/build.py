@@ -64,10 +64,7 @@ def build_ifc(config: IFCConfig) -> IFC:
         config.dropout,
     )
     mask_head = MaskHead(
-        config.hidden_dim,
-        (backbone.out_channels["res4"], backbone.out_channels["res3"]),
-        config.mask_groups,
-        position=config.mask_position,
+        config.hidden_dim, (backbone.out_channels["res4"], backbone.out_channels["res3"]), config.mask_groups
     )
     return IFC(
         backbone,

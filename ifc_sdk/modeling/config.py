@@ -25,10 +25,6 @@ class IFCConfig:
     num_queries: int = 100
     dropout: float = 0.1
     mask_groups: int = 32
-    # Not in the reference (False for its checkpoints): add a learned projection of a sine position encoding to
-    # the mask head's pixel features, so one query's mask can select one of two identical-looking objects (the
-    # shapes demo, whose same-class objects share their colour, merged such twins without it).
-    mask_position: bool = False
     # Backbone (detectron2 ResNet).
     depth: int = 50
     stem_channels: int = 64

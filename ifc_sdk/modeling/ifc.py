@@ -107,8 +107,7 @@ class IFC(nn.Module):
         Args:
             res3, res4, res5: ``(B*T, C_l, h_l, w_l)`` features, the T frames of each clip consecutive.
             num_frames: T.
-            masks: optional padding masks ``{"res5": (B*T, h32, w32), "res3": (B*T, h8, w8)}`` (True = padding;
-                "res3" is used by the mask head's position encoding, when it has one).
+            masks: optional padding masks ``{"res5": (B*T, h32, w32)}`` (True = padding).
             aux: also return every decoder layer's predictions (training).
 
         Returns:
@@ -126,8 +125,7 @@ class IFC(nn.Module):
             src, pos, self.query_embed.weight, num_frames, mask5, return_intermediate=aux
         )  # (L, B, Q, C), (B*T, C, h32, w32)
         logits = self.class_embed(hs)  # (L, B, Q, K+1)
-        mask8 = None if masks is None else masks.get("res3")
-        pred_masks = self.mask_head(hs, memory, res4, res3, mask8=mask8)  # (L, B, Q, T, h8, w8)
+        pred_masks = self.mask_head(hs, memory, res4, res3)  # (L, B, Q, T, h8, w8)
         out = {"pred_logits": logits[-1], "pred_masks": pred_masks[-1]}
         if aux:
             out["aux_outputs"] = [
@@ -213,8 +211,5 @@ class IFC(nn.Module):
         masks = None
         if image_sizes is not None and any(tuple(s) != tuple(images.shape[-2:]) for s in image_sizes):
             sizes = [tuple(s) for s in image_sizes for _ in range(t)]
-            masks = {
-                level: level_masks(sizes, images.shape[-2:], level, images.device)
-                for level in ("res5", "res3")
-            }
+            masks = {"res5": level_masks(sizes, images.shape[-2:], "res5", images.device)}
         return self.forward_clips(feats["res3"], feats["res4"], feats["res5"], t, masks, aux=True)

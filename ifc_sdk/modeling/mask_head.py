@@ -3,10 +3,6 @@
 Differs from DETR's MaskHeadSmallConv: the features start from the encoder output (not from the attention
 maps), the lateral adapters are added after NEAREST upsampling, and the masks come from a per-query dynamic
 convolution rather than from concatenated attention maps.
-
-Optionally (``position=True``, not in the reference) a learned 1x1 projection of DETR's sine position encoding
-is added to the pixel features: the masks are dot products of a query's weights with these features, so
-without position two objects that look the same get the same mask logits wherever they are.
 """
 
 from __future__ import annotations
@@ -16,7 +12,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ifc_sdk.modeling.mlp import MLP
-from ifc_sdk.modeling.position_encoding import PositionEmbeddingSine
 from ifc_sdk.modeling.transformer import frame_slices
 
 
@@ -39,17 +34,9 @@ class MaskHead(nn.Module):
         dim: hidden size of the transformer (= every conv's width here).
         fpn_dims: channels of the res4 and res3 features.
         num_groups: GroupNorm groups.
-        position: add a projection of the sine position encoding to the pixel features. The projection starts
-            at zero, so a model trained without it keeps its outputs when fine-tuned with it.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        fpn_dims: tuple[int, int] = (1024, 512),
-        num_groups: int = 32,
-        position: bool = False,
-    ) -> None:
+    def __init__(self, dim: int, fpn_dims: tuple[int, int] = (1024, 512), num_groups: int = 32) -> None:
         super().__init__()
         groups = min(num_groups, dim)
         self.lay1 = nn.Conv2d(dim, dim, 3, padding=1)
@@ -66,11 +53,6 @@ class MaskHead(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_uniform_(m.weight, a=1)
                 nn.init.constant_(m.bias, 0)
-        self.position = PositionEmbeddingSine(dim // 2) if position else None
-        self.pos_proj = nn.Conv2d(dim, dim, 1) if position else None
-        if self.pos_proj is not None:
-            nn.init.zeros_(self.pos_proj.weight)
-            nn.init.zeros_(self.pos_proj.bias)
 
     def laterals(self, res4: torch.Tensor, res3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The lateral 1x1 adapters, ``(adapter1(res4), adapter2(res3))``: per frame and independent of the
@@ -83,24 +65,17 @@ class MaskHead(nn.Module):
         res4: torch.Tensor | None,
         res3: torch.Tensor | None,
         laterals: tuple[torch.Tensor, torch.Tensor] | None = None,
-        mask8: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``memory (N, C, H/32, W/32)``, ``res4 (N, C4, H/16, W/16)``, ``res3 (N, C3, H/8, W/8)``
         -> ``(N, C, H/8, W/8)``. ``laterals``: `laterals` of res4/res3 computed beforehand (then res4 and res3
-        are not used). ``mask8``: bool ``(N, H/8, W/8)`` padding (True) of each frame, which the position
-        encoding leaves out of its extent; None = no padding."""
+        are not used)."""
         fpn4, fpn3 = self.laterals(res4, res3) if laterals is None else laterals
         x = self.gn1(self.lay1(memory))
         x = fpn4 + F.interpolate(x, size=fpn4.shape[-2:], mode="nearest")
         x = self.gn2(self.lay2(x))
         x = fpn3 + F.interpolate(x, size=fpn3.shape[-2:], mode="nearest")
         x = F.relu(self.gn3(self.lay3(x)))
-        x = self.out_lay(x)
-        if self.pos_proj is not None:
-            if mask8 is None:  # one per frame, not one broadcast: OpenVINO's CPU plugin mis-fuses the latter
-                mask8 = torch.zeros(x.shape[0], x.shape[-2], x.shape[-1], dtype=torch.bool, device=x.device)
-            x = x + self.pos_proj(self.position(mask8).to(x.dtype))  # (N, C, H/8, W/8)
-        return x
+        return self.out_lay(x)
 
     def forward(
         self,
@@ -110,7 +85,6 @@ class MaskHead(nn.Module):
         res3: torch.Tensor | None,
         laterals: tuple[torch.Tensor, torch.Tensor] | None = None,
         frame_chunk: int | None = None,
-        mask8: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``hs (L, B, Q, C)`` decoder outputs; the rest as in `pixel_features` with N = B*T
         -> mask logits ``(L, B, Q, T, H/8, W/8)``.
@@ -124,11 +98,7 @@ class MaskHead(nn.Module):
         for part in frame_slices(memory.shape[0], frame_chunk if b == 1 else None):
             lat = None if laterals is None else (laterals[0][part], laterals[1][part])
             feats = self.pixel_features(
-                memory[part],
-                None if res4 is None else res4[part],
-                None if res3 is None else res3[part],
-                lat,
-                None if mask8 is None else mask8[part],
+                memory[part], None if res4 is None else res4[part], None if res3 is None else res3[part], lat
             )  # (B*t, C, H/8, W/8)
             feats = feats.reshape(b, -1, *feats.shape[1:])  # (B, t, C, H/8, W/8)
             masks.append(torch.einsum("lbqc,btchw->lbqthw", weights, feats))  # (L, B, Q, t, H/8, W/8)

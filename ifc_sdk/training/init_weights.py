@@ -29,7 +29,6 @@ from ifc_sdk.training.imagenet import load_imagenet_backbone, torchvision_imagen
 from ifc_sdk.training.recipes import Recipe
 
 __all__ = [
-    "added_keys",
     "class_head_keys",
     "freeze_backbone",
     "load_initial_weights",
@@ -45,16 +44,6 @@ def class_head_keys(state_dict: Mapping[str, Any]) -> list[str]:
         return []
     prefix = f"class_embed.layers.{layers[-1]}."
     return sorted(k for k in state_dict if k.startswith(prefix))
-
-
-# Parts a model may have that its starting weights may lack: they keep their initialisation (zero for the mask
-# head's position projection, so the model starts with the outputs of the weights it is initialised from).
-OPTIONAL_PREFIXES = ("mask_head.pos_proj.",)
-
-
-def added_keys(model: IFC, state_dict: Mapping[str, Any]) -> list[str]:
-    """Keys of ``model``'s optional parts (`OPTIONAL_PREFIXES`) that ``state_dict`` lacks."""
-    return sorted(k for k in model.state_dict() if k.startswith(OPTIONAL_PREFIXES) and k not in state_dict)
 
 
 def read_model_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -96,8 +85,7 @@ def load_finetune_init(
 
     The last class-head layer (``class_embed.layers.<last>.*``) is dropped (left at its fresh initialisation)
     when ``drop_class_head`` is True, or, by default (None), when its shape differs from the model's, which is
-    what detectron2's checkpointer does for 80 -> 40 classes. Optional parts new to this model (`added_keys`:
-    the mask head's position projection) keep their initialisation. Every other weight must fit exactly.
+    what detectron2's checkpointer does for 80 -> 40 classes. Every other weight must fit exactly.
 
     Returns:
         The dropped keys.
@@ -109,8 +97,9 @@ def load_finetune_init(
     mismatch = any(k in expected and tuple(expected[k].shape) != tuple(state[k].shape) for k in head)
     drop = mismatch if drop_class_head is None else drop_class_head
     dropped = head if drop else []
-    for k in dropped + added_keys(model, state):
-        state[k] = expected[k]
+    if drop:
+        for k in head:
+            state[k] = expected[k]
     load_state_dict_strict(model, state, path)
     return dropped
 
@@ -138,8 +127,7 @@ def load_initial_weights(
 
     Returns:
         What was done, recorded in ``recipe.json``: ``{"source": ..., "kind": "imagenet" | "checkpoint",
-        "unused": N}`` (backbone keys not used) or ``"dropped": [...]`` (class-head keys left fresh), plus
-        ``"added": [...]`` when optional parts were not in the weights (see `added_keys`).
+        "unused": N}`` (backbone keys not used) or ``"dropped": [...]`` (class-head keys left fresh).
     """
     if init is None or str(init) == "scratch":
         if recipe.init != "scratch" and verbose:
@@ -163,8 +151,5 @@ def load_initial_weights(
         if not _is_ifc_state(state):
             unused = load_imagenet_backbone(model.backbone, path)
             return {"source": str(path), "kind": "imagenet", "unused": len(unused)}
-    state = read_model_state(path)
-    added = added_keys(model, state)
-    dropped = load_finetune_init(model, state, drop_class_head=drop_class_head, path=path)
-    info = {"source": str(path), "kind": "checkpoint", "dropped": dropped}
-    return {**info, "added": added} if added else info
+    dropped = load_finetune_init(model, read_model_state(path), drop_class_head=drop_class_head, path=path)
+    return {"source": str(path), "kind": "checkpoint", "dropped": dropped}
