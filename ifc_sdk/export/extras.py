@@ -1,8 +1,11 @@
-"""Lazy imports of the optional runtimes, with an error that names the pip extra to install."""
+"""Lazy imports of the optional runtimes, with an error that names the pip extra to install; their logs."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
+from collections.abc import Iterator
 from types import ModuleType
 
 from ifc_sdk.errors import ConfigError
@@ -29,3 +32,16 @@ def import_optional(name: str, purpose: str) -> ModuleType:
             f"{purpose} needs the optional package {top!r}, which is not installed: "
             f'pip install "ifc-sdk[{extra}]" ({exc})'
         ) from exc
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str, level: int) -> Iterator[None]:
+    """Raise logger ``name`` to ``level`` while the block runs (optional libraries log a line per operation
+    they leave alone: onnxscript per unfolded constant, NNCF per operation kept in fp32)."""
+    log = logging.getLogger(name)
+    previous = log.level
+    log.setLevel(level)
+    try:
+        yield
+    finally:
+        log.setLevel(previous)

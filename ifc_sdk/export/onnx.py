@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ifc_sdk.errors import ConfigError
-from ifc_sdk.export.extras import import_optional
+from ifc_sdk.export.extras import import_optional, quiet_logger
 from ifc_sdk.export.graphs import FRAME_INPUT, STATE_NAMES, WINDOW_OUTPUTS, ExportGraphs
 
 FILES = {"frame": "frame.onnx", "window": "window.onnx"}
 METADATA_KEY = "ifc_sdk"
 # Execution providers tried in this order when present (onnxruntime-gpu builds have the first two).
 PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-
-
-@contextlib.contextmanager
-def _quiet_optimizer() -> Iterator[None]:
-    """onnxscript's optimizer logs a warning for every constant it leaves unfolded; not the user's concern."""
-    log = logging.getLogger("onnxscript")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
 
 
 def write_graphs(graphs: ExportGraphs, folder: Path) -> dict[str, str]:
@@ -48,7 +35,7 @@ def write_graphs(graphs: ExportGraphs, folder: Path) -> dict[str, str]:
             list(WINDOW_OUTPUTS),
         ),
     }
-    with _quiet_optimizer():
+    with quiet_logger("onnxscript", logging.ERROR):
         for name, (module, example, dynamic, inputs, outputs) in specs.items():
             program = torch.onnx.export(
                 module,

@@ -20,15 +20,13 @@ its file is replaced in place.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from ifc_sdk.export.calibration import calibration_set
-from ifc_sdk.export.extras import import_optional
+from ifc_sdk.export.extras import import_optional, quiet_logger
 from ifc_sdk.export.graphs import FRAME_INPUT
 from ifc_sdk.modeling.ifc import IFC
 
@@ -91,18 +89,6 @@ def quantize_onnx(path: Path, feeds: list[dict], *, keep_fp32_outputs: tuple[str
         )
 
 
-@contextlib.contextmanager
-def _quiet_nncf() -> Iterator[None]:
-    """NNCF logs a line for every operation it leaves in fp32 (hundreds, by design here); warnings stay."""
-    log = logging.getLogger("nncf")
-    level = log.level
-    log.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
 def _openvino_producers(model, outputs: tuple[str, ...]) -> list[str]:
     """Friendly names of the convolutions of OpenVINO ``model`` that write outputs ``outputs`` (through the
     bias ``Add`` the converter splits off)."""
@@ -131,7 +117,7 @@ def quantize_openvino(path: Path, inputs: list, *, keep_fp32_outputs: tuple[str,
         types=list(OPENVINO_FP32_TYPES),
         validate=False,  # a graph need not hold every type
     )
-    with _quiet_nncf():
+    with quiet_logger("nncf", logging.WARNING):
         quantized = nncf.quantize(
             model,
             nncf.Dataset(inputs),
