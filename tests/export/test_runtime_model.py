@@ -40,7 +40,9 @@ def test_normalises_on_the_host_exactly_as_the_model(input_format):
     model = tiny_model(**overrides)
     seen: list = []
     rt = runtime(model, seen)
-    images = torch.randint(0, 256, (2, 3, 5, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images = torch.randint(
+        0, 256, (2, 3, 5, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     states = rt.frame_states(images)
     assert torch.equal(seen[0], model.normalize(images))  # bit for bit
     assert list(states) == list(STATE_NAMES)
