@@ -67,7 +67,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads: torch's, a runtime's, the decoder's), user + system."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -98,7 +99,7 @@ def run_ours(
     device = model.device
     reset_peak_memory(device)
     timer = StageTimer(device) if instrument else None
-    start, cpu0 = time.perf_counter(), _cpu_seconds()
+    start, cpu0 = time.perf_counter(), cpu_seconds()
     with hooks.variant(model, variant, row) as (kwargs, adjust):
         if isinstance(source, Path) and not instrument and variant == "sdk":
             result = ifc_sdk.segment_video(
@@ -132,7 +133,7 @@ def run_ours(
     if timer is not None:
         stages = dict(timer.seconds)
         stages["other"] = max(0.0, seconds - timer.total())
-    return RunResult(seconds, result, peak_memory(device), stages, _cpu_seconds() - cpu0)
+    return RunResult(seconds, result, peak_memory(device), stages, cpu_seconds() - cpu0)
 
 
 def run_baseline(model, source, row: Row, *, size: int | None, precision: str) -> RunResult:
@@ -141,7 +142,7 @@ def run_baseline(model, source, row: Row, *, size: int | None, precision: str) -
     device = model.device
     reset_peak_memory(device)
     timer = StageTimer(device)
-    start, cpu0 = time.perf_counter(), _cpu_seconds()
+    start, cpu0 = time.perf_counter(), cpu_seconds()
     frames = (lambda: decode_all(source)) if isinstance(source, Path) else source
     try:
         out = run_reference_style(
@@ -153,7 +154,7 @@ def run_baseline(model, source, row: Row, *, size: int | None, precision: str) -
     seconds = time.perf_counter() - start
     stages = dict(timer.seconds)
     stages["other"] = max(0.0, seconds - timer.total())
-    return RunResult(seconds, out, peak_memory(device), stages, _cpu_seconds() - cpu0)
+    return RunResult(seconds, out, peak_memory(device), stages, cpu_seconds() - cpu0)
 
 
 def summary(times: list[float], frames: int) -> dict:

@@ -32,7 +32,6 @@ if not __package__:  # run by path: import `benchmarks` as a package from the re
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import sys
@@ -68,12 +67,6 @@ DEMO_CALIBRATION_SEED, DEMO_CALIBRATION_VIDEOS = 6002, 12
 
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
-
-
-def _cpu_seconds() -> float:
-    """CPU time of this process (all threads: torch's, the runtime's, the decoder's), user + system."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 @torch.no_grad()
@@ -164,11 +157,11 @@ def run_row(row, video: Path, loaded: dict, args, log) -> dict:
 
     def once(name: str):
         model = loaded[name][0]
-        start, cpu0 = time.perf_counter(), _cpu_seconds()
+        start, cpu0 = time.perf_counter(), cpu_seconds()
         result = ifc_sdk.segment_video(
             video, model, window=row.window, stride=row.stride, size=args.height, progress=False
         )
-        return time.perf_counter() - start, _cpu_seconds() - cpu0, result
+        return time.perf_counter() - start, cpu_seconds() - cpu0, result
 
     for _ in range(args.warmup):
         for name in loaded:

@@ -52,12 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ifc_sdk.api import inference_defaults, load_model
+    from ifc_sdk.api import load_model
+    from ifc_sdk.cli.segment import resolve_inference_arguments
     from ifc_sdk.export import export
     from ifc_sdk.export.check import format_check
 
     model = load_model(args.model, device="cpu")
-    defaults = inference_defaults(model)
+    resolve_inference_arguments(args, model)
     start = time.perf_counter()
     info = export(
         model,
@@ -65,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         int8=args.int8,
         calib=args.calib,
-        calib_size=defaults["size"] if args.size is None else args.size,
-        window=defaults["window"] if args.window is None else args.window,
+        calib_size=args.size,
+        window=args.window,
         overwrite=args.overwrite,
         check=not args.no_check,
     )

@@ -50,12 +50,13 @@ def add_inference_arguments(parser: argparse.ArgumentParser, *, default_model: s
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
 
 
-def resolve_inference_arguments(args: argparse.Namespace) -> None:
-    """Fill --window/--stride/--size left unset with the model's recommended settings (its manifest entry)."""
+def resolve_inference_arguments(args: argparse.Namespace, model=None) -> None:
+    """Fill the --window/--stride/--size options a command has and left unset with the recommended settings of
+    ``model`` (a loaded model), else of ``args.model`` (its manifest entry)."""
     from ifc_sdk.api import inference_defaults
 
-    for key, value in inference_defaults(args.model).items():
-        if getattr(args, key) is None:
+    for key, value in inference_defaults(args.model if model is None else model).items():
+        if hasattr(args, key) and getattr(args, key) is None:
             setattr(args, key, value)
 
 

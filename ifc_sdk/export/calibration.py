@@ -94,11 +94,9 @@ def calibration_set(
     if window < 1 or windows < 1:
         raise ConfigError(f"calibration needs window >= 1 and windows >= 1, got {window} and {windows}")
     sources = calibration_sources(source)
+    shares = _share(windows, len(sources))
     clips = [
-        clip
-        for video, count in zip(sources, _share(windows, len(sources)))
-        if count
-        for clip in read_windows(video, window, count)
+        clip for video, count in zip(sources, shares) if count for clip in read_windows(video, window, count)
     ]
     frame_inputs = []
     for clip in clips:
@@ -108,7 +106,7 @@ def calibration_set(
     h, w = frame_inputs[0].shape[-2:]
     info = {
         "source": os.fspath(source),
-        "videos": sum(1 for n in _share(windows, len(sources)) if n),
+        "videos": sum(1 for n in shares if n),
         "windows": len(clips),
         "window": window,
         "frames": len(clips) * window,
