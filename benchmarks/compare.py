@@ -41,20 +41,28 @@ def compare_outputs(ours, base) -> dict:
     return info
 
 
-def _pixel_stack(tracks) -> np.ndarray:
-    """The tracks' video masks flattened into one boolean ``(tracks, T*H*W)`` array."""
-    return np.stack([t.mask_array().reshape(-1) for t in tracks])
+def _areas_and_intersections(ref_tracks, other_tracks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Video-level mask areas of both track lists and their pairwise intersections, summed over frames from the
+    compressed RLEs (pycocotools' RLE IoU, nothing decoded: a long HD video's masks do not fit in memory)."""
+    from pycocotools import mask as mask_utils
 
-
-def _intersections(a: np.ndarray, b: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
-    """Pixels in both, for every pair of rows of boolean ``a`` and ``b``: products of float32 blocks of
-    ``chunk`` pixels (exact: a block's counts stay below 2**24), summed in float64."""
-    out = np.zeros((len(a), len(b)))
-    for start in range(0, a.shape[1], chunk):
-        out += (
-            a[:, start : start + chunk].astype(np.float32) @ b[:, start : start + chunk].astype(np.float32).T
-        )
-    return out
+    area_a, area_b = np.zeros(len(ref_tracks)), np.zeros(len(other_tracks))
+    inter = np.zeros((len(ref_tracks), len(other_tracks)))
+    frames = {f for t in (*ref_tracks, *other_tracks) for f in t.frame_masks}
+    for f in sorted(frames):
+        ia = [i for i, t in enumerate(ref_tracks) if f in t.frame_masks]
+        ib = [j for j, t in enumerate(other_tracks) if f in t.frame_masks]
+        ra, rb = [ref_tracks[i].frame_masks[f] for i in ia], [other_tracks[j].frame_masks[f] for j in ib]
+        aa = mask_utils.area(ra).astype(np.float64) if ra else np.zeros(0)
+        ab = mask_utils.area(rb).astype(np.float64) if rb else np.zeros(0)
+        area_a[ia] += aa
+        area_b[ib] += ab
+        if ra and rb:
+            iou = np.asarray(mask_utils.iou(ra, rb, [0] * len(rb)), dtype=np.float64).reshape(
+                len(ra), len(rb)
+            )
+            inter[np.ix_(ia, ib)] += np.round(iou * (aa[:, None] + ab[None, :]) / (1 + iou))  # |A&B| from IoU
+    return area_a, area_b, inter
 
 
 def mask_iou_between(ref, other) -> dict:
@@ -67,13 +75,10 @@ def mask_iou_between(ref, other) -> dict:
     if not ref.tracks:
         same = 1.0 if not other.tracks else 0.0
         return {"mask_iou": same, "mask_iou_mean": same, **counts, "matched": 0}
-    a = _pixel_stack(ref.tracks)
-    area = a.sum(1, dtype=np.float64)
-    best = np.zeros(len(a))
+    area, area_b, inter = _areas_and_intersections(ref.tracks, other.tracks)  # inter: (tracks, other tracks)
+    best = np.zeros(len(area))
     if other.tracks:
-        b = _pixel_stack(other.tracks)
-        inter = _intersections(a, b)  # (tracks, other tracks)
-        union = area[:, None] + b.sum(1, dtype=np.float64)[None, :] - inter
+        union = area[:, None] + area_b[None, :] - inter
         iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
         rows, cols = linear_sum_assignment(iou, maximize=True)
         best[rows] = iou[rows, cols]

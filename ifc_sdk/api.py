@@ -10,7 +10,8 @@ from typing import Literal
 import torch
 
 from ifc_sdk.errors import ConfigError, VideoError
-from ifc_sdk.export import RuntimeClipModel, is_export_dir, load_exported
+from ifc_sdk.export import ExportInfo, RuntimeClipModel, is_export_dir, load_exported
+from ifc_sdk.export.metadata import RECOMMENDED_ATTRIBUTE
 from ifc_sdk.inference.predictor import (
     PRECISIONS,
     FrameInstances,
@@ -34,17 +35,19 @@ from ifc_sdk.results import (
 
 DEFAULT_INFERENCE = {"window": 5, "stride": 1, "size": 360}
 MAX_SIZE = 1333  # the reference's MAX_SIZE_TEST: the long side after resizing stays below it
-_RECOMMENDED = "recommended_inference"  # attribute `load_model` sets on a model loaded by manifest name
 
 
 def inference_defaults(model_source) -> dict[str, int]:
     """``{"window", "stride", "size"}`` recommended for a model: the manifest entry's settings for a manifest
-    name or a model `load_model` loaded by one, otherwise (a path, ``hf://``, another model) window 5, stride 1,
+    name or a model `load_model` loaded by one (or an export of one, its folder or its loaded runtime model),
+    otherwise (a path, ``hf://``, another model) window 5, stride 1,
     size 360 (the paper's R50 setting)."""
     out = dict(DEFAULT_INFERENCE)
-    recommended = getattr(model_source, _RECOMMENDED, None)
+    recommended = getattr(model_source, RECOMMENDED_ATTRIBUTE, None)
     if isinstance(recommended, dict):
         return {**out, **recommended}
+    if isinstance(model_source, (str, os.PathLike)) and is_export_dir(model_source):
+        return {**out, **(ExportInfo.read(model_source).inference or {})}
     if isinstance(model_source, str) and "://" not in model_source and not Path(model_source).exists():
         from ifc_sdk.errors import WeightsError
         from ifc_sdk.weights import get_model_entry
@@ -108,7 +111,7 @@ def load_model(
     elif is_remote_source(source):
         model = load_pretrained_weights(str(source), **overrides)
         if isinstance(source, str) and "://" not in source:  # a manifest name: remember its settings
-            setattr(model, _RECOMMENDED, inference_defaults(source))
+            setattr(model, RECOMMENDED_ATTRIBUTE, inference_defaults(source))
     else:
         model = load_checkpoint(source, preset=preset, trusted=trusted, **overrides)
     return model.to(device).eval()

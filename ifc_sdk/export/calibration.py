@@ -10,13 +10,14 @@ the segmenter batches them on the CPU) for the frame graph (the one graph quanti
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ifc_sdk.errors import ConfigError, VideoError
+from ifc_sdk.export.graphs import STATE_NAMES
 from ifc_sdk.inference.preprocess import resize_frames, resized_shape, to_tensor
 from ifc_sdk.modeling.ifc import IFC
 
@@ -26,10 +27,13 @@ BATCH = 2
 @dataclass
 class CalibrationSet:
     """Inputs of the frame graph: ``frame_inputs`` normalised ``(2, 3, H, W)`` batches (the last of a window
-    may hold one frame); ``info`` says where they came from."""
+    may hold one frame); of the window graph (when asked for): ``window_inputs``, one ``(tokens, bus, pos,
+    fpn4, fpn3)`` tuple of T frames per window, computed by the fp32 model; ``info`` says where they came
+    from."""
 
     frame_inputs: list[torch.Tensor]
     info: dict
+    window_inputs: list[tuple[torch.Tensor, ...]] = field(default_factory=list)
 
 
 def _window_starts(length: int | None, window: int, windows: int) -> list[int]:
@@ -86,11 +90,17 @@ def read_windows(source: str | os.PathLike, window: int, windows: int) -> list[n
 
 @torch.inference_mode()
 def calibration_set(
-    model: IFC, source: str | os.PathLike, *, size: int = 360, window: int = 5, windows: int = 6
+    model: IFC,
+    source: str | os.PathLike,
+    *,
+    size: int = 360,
+    window: int = 5,
+    windows: int = 6,
+    window_states: bool = False,
 ) -> CalibrationSet:
     """Calibration inputs from ``source`` (video file, frame folder, or a folder of either: see
     `calibration_sources`) for ``model`` (a CPU fp32 eval `IFC`): ``windows`` windows of ``window`` frames
-    resized to short side ``size``."""
+    resized to short side ``size``; ``window_states``: also the window graph's inputs of each window."""
     if window < 1 or windows < 1:
         raise ConfigError(f"calibration needs window >= 1 and windows >= 1, got {window} and {windows}")
     sources = calibration_sources(source)
@@ -98,11 +108,18 @@ def calibration_set(
     clips = [
         clip for video, count in zip(sources, shares) if count for clip in read_windows(video, window, count)
     ]
-    frame_inputs = []
+    frame_inputs, window_inputs = [], []
     for clip in clips:
         x = to_tensor(clip, "cpu")
         x = model.normalize(resize_frames(x, resized_shape(*x.shape[-2:], size)))  # (T, 3, H, W)
-        frame_inputs += [x[i : i + BATCH] for i in range(0, len(x), BATCH)]
+        batches = [x[i : i + BATCH] for i in range(0, len(x), BATCH)]
+        frame_inputs += batches
+        if window_states:
+            parts = []
+            for batch in batches:
+                feats = model.backbone_features(batch)
+                parts.append(model.frame_states(feats["res3"], feats["res4"], feats["res5"]))
+            window_inputs.append(tuple(torch.cat([p[k] for p in parts]) for k in STATE_NAMES))
     h, w = frame_inputs[0].shape[-2:]
     info = {
         "source": os.fspath(source),
@@ -112,4 +129,4 @@ def calibration_set(
         "frames": len(clips) * window,
         "size": [int(h), int(w)],
     }
-    return CalibrationSet(frame_inputs, info)
+    return CalibrationSet(frame_inputs, info, window_inputs)

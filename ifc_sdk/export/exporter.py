@@ -17,7 +17,7 @@ import torch
 from ifc_sdk.errors import ConfigError, OutputError
 from ifc_sdk.export.extras import import_optional
 from ifc_sdk.export.graphs import build_graphs, traceable_kernels
-from ifc_sdk.export.metadata import FORMATS, MANIFEST, ExportInfo, is_export_dir
+from ifc_sdk.export.metadata import FORMATS, MANIFEST, RECOMMENDED_ATTRIBUTE, ExportInfo, is_export_dir
 from ifc_sdk.io.atomic import ensure_dir, output_error, staging_dir
 from ifc_sdk.modeling.ifc import IFC
 
@@ -177,6 +177,7 @@ def export(
             config=eager.config,
             quantization=quantization,
             versions=_versions(format),
+            inference=getattr(model, RECOMMENDED_ATTRIBUTE, None),
         )
         if hasattr(backend, "stamp_metadata"):
             for name in files.values():

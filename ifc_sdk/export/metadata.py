@@ -18,6 +18,9 @@ from ifc_sdk.errors import ConfigError
 from ifc_sdk.modeling.config import IFCConfig
 
 MANIFEST = "ifc_export.json"
+# Attribute a model loaded by manifest name (`ifc_sdk.load_model`) or from an export folder carries: its
+# recommended ``{"window", "stride", "size"}``, which an export records and hands on.
+RECOMMENDED_ATTRIBUTE = "recommended_inference"
 FORMAT_VERSION = 1
 FORMATS = ("onnx", "openvino", "torchscript", "exported-program")
 PRECISIONS = ("fp32", "int8")
@@ -40,6 +43,8 @@ class ExportInfo:
         quantization: how the int8 graphs were calibrated (None for fp32).
         check: largest differences from eager measured right after exporting (see `ifc_sdk.export.check`).
         versions: library versions the graphs were written with.
+        inference: the exported model's recommended ``{"window", "stride", "size"}`` (when it had them: a
+            model `ifc_sdk.load_model` loaded by manifest name), used as defaults when the folder is run.
     """
 
     format: str
@@ -50,6 +55,7 @@ class ExportInfo:
     quantization: dict | None = None
     check: dict | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    inference: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -77,6 +83,7 @@ class ExportInfo:
             "quantization": self.quantization,
             "check": self.check,
             "versions": dict(self.versions),
+            "inference": self.inference,
         }
 
     def to_json(self) -> str:
@@ -103,6 +110,7 @@ class ExportInfo:
                 quantization=data.get("quantization"),
                 check=data.get("check"),
                 versions=dict(data.get("versions") or {}),
+                inference=_inference(data.get("inference"), source),
             )
         except KeyError as exc:
             raise ConfigError(f"{source}: the export manifest has no {exc.args[0]!r} entry") from exc
@@ -120,6 +128,20 @@ class ExportInfo:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read the export manifest: {exc}") from exc
         return cls.from_dict(data, path)
+
+
+def _inference(value, source: str | os.PathLike) -> dict[str, int] | None:
+    """The manifest's ``inference`` entry: None or positive integers for some of window, stride, size."""
+    if value is None:
+        return None
+    keys = ("window", "stride", "size")
+    if (
+        not isinstance(value, dict)
+        or set(value) - set(keys)
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value.values())
+    ):
+        raise ConfigError(f"{source}: 'inference' must map some of {', '.join(keys)} to positive integers")
+    return dict(value)
 
 
 def is_export_dir(path: str | os.PathLike) -> bool:

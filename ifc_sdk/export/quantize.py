@@ -1,21 +1,25 @@
-"""Post-training static int8 quantization of the frame graph for the CPU.
+"""Post-training static int8 quantization for the CPU.
 
 ONNX graphs go through onnxruntime's static quantization (QDQ, per-channel int8 weights, uint8 activations:
 the u8s8 kernels of x86 CPUs with VNNI), OpenVINO graphs through NNCF (mixed preset: symmetric int8 weights,
-asymmetric activations). What is quantized: the frame graph's convolutions (backbone and input projection,
-where the compute is) and what fuses with them. What stays fp32, because quantized it moves the outputs more
-than it saves time:
+asymmetric activations). What is quantized, the convolutions (where the compute is) and what fuses with them:
+
+- in the frame graph, the backbone's and the input projection's;
+- in the window graph, the mask head's (``lay1``-``lay3`` and the pointwise half of ``out_lay``), which at
+  T=36 are most of the window's time.
+
+What stays fp32, because quantized it moves the outputs more than it saves time:
 
 - attention, linear layers and normalisations (on the demo model they moved class probabilities by up to 0.6,
   against 0.03 without them);
-- the mask head's convolutions: the lateral adapters that end the frame graph (its ``fpn4``/``fpn3``
-  outputs) and the whole window graph (only mask-head convolutions besides the above). Mask logits are a dot
-  product with these features, so their rounding moves mask borders: on the demo model's check clip, tracks'
-  mask IoU against fp32 went from 0.85-0.86 to 0.96-0.97 for the two least certain tracks when they stayed
-  fp32.
+- the mask head's lateral adapters that end the frame graph (its ``fpn4``/``fpn3`` outputs), which are added
+  to the mask features as they are: on the demo model's check clip, tracks' mask IoU against fp32 went from
+  0.85-0.86 to 0.96-0.97 for the two least certain tracks when they stayed fp32 (quantizing the window graph's
+  convolutions as well moved the real clips' matched-track IoU by less than 0.01).
 
-The frame graph is calibrated (MinMax ranges) on frames from the video domain (`ifc_sdk.export.calibration`);
-its file is replaced in place.
+Each graph is calibrated (MinMax ranges) on windows of frames from the video domain
+(`ifc_sdk.export.calibration`; the window graph on the fp32 model's frame states of the same windows); its file
+is replaced in place.
 """
 
 from __future__ import annotations
@@ -27,19 +31,20 @@ from pathlib import Path
 
 from ifc_sdk.export.calibration import calibration_set
 from ifc_sdk.export.extras import import_optional, quiet_logger
-from ifc_sdk.export.graphs import FRAME_INPUT
+from ifc_sdk.export.graphs import FRAME_INPUT, STATE_NAMES
 from ifc_sdk.modeling.ifc import IFC
 
 ONNX_OP_TYPES = ("Conv",)
 OPENVINO_FP32_TYPES = ("MatMul", "ScaledDotProductAttention", "MVN", "GroupNormalization")
 MASK_FEATURES = ("fpn4", "fpn3")  # frame graph outputs made by the mask head's lateral adapters (kept fp32)
+WINDOW_CONVS = ("lay1", "lay2", "lay3", "out_lay.pointwise")  # the window graph's quantized convolutions
 ONNX_METHOD = (
-    "onnxruntime static quantization (QDQ, MinMax) of the frame graph's convolutions but the mask head's: "
-    "per-channel int8 weights, uint8 activations; window graph fp32"
+    "onnxruntime static quantization (QDQ, MinMax), per-channel int8 weights, uint8 activations: the frame "
+    "graph's convolutions but the mask head's lateral adapters; the window graph's mask head convolutions"
 )
 OPENVINO_METHOD = (
-    "NNCF post-training quantization (mixed preset) of the frame graph; attention, linear layers, "
-    "normalisations and the mask head's convolutions fp32; window graph fp32"
+    "NNCF post-training quantization (mixed preset): the frame graph but attention, linear layers, "
+    "normalisations and the mask head's lateral adapters; the window graph's mask head convolutions"
 )
 
 
@@ -48,9 +53,21 @@ def _onnx_producers(model, outputs: tuple[str, ...]) -> list[str]:
     return [node.name for node in model.graph.node if set(node.output) & set(outputs)]
 
 
-def quantize_onnx(path: Path, feeds: list[dict], *, keep_fp32_outputs: tuple[str, ...] = ()) -> None:
+def _onnx_convs(model, weights: tuple[str, ...]) -> list[str]:
+    """Names of the convolutions of ONNX ``model`` whose weight is one of the parameters ``weights``."""
+    return [node.name for node in model.graph.node if node.op_type == "Conv" and node.input[1] in weights]
+
+
+def quantize_onnx(
+    path: Path,
+    feeds: list[dict],
+    *,
+    keep_fp32_outputs: tuple[str, ...] = (),
+    only_weights: tuple[str, ...] | None = None,
+) -> None:
     """Replace ONNX graph ``path`` by its int8 QDQ version calibrated on ``feeds`` (input name -> array); the
-    nodes writing graph outputs ``keep_fp32_outputs`` stay fp32."""
+    nodes writing graph outputs ``keep_fp32_outputs`` stay fp32; ``only_weights``: quantize only the
+    convolutions of these parameters (default: every one)."""
     onnx = import_optional("onnx", "int8 quantization of ONNX graphs")
     q = import_optional("onnxruntime.quantization", "int8 quantization of ONNX graphs")
 
@@ -72,7 +89,9 @@ def quantize_onnx(path: Path, feeds: list[dict], *, keep_fp32_outputs: tuple[str
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         q.quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)
-        excluded = _onnx_producers(onnx.load(str(prepared), load_external_data=False), keep_fp32_outputs)
+        graph = onnx.load(str(prepared), load_external_data=False)
+        excluded = _onnx_producers(graph, keep_fp32_outputs)
+        included = None if only_weights is None else _onnx_convs(graph, only_weights)
         q.quantize_static(
             str(prepared),
             str(path),
@@ -80,6 +99,7 @@ def quantize_onnx(path: Path, feeds: list[dict], *, keep_fp32_outputs: tuple[str
             quant_format=q.QuantFormat.QDQ,
             op_types_to_quantize=list(ONNX_OP_TYPES),
             nodes_to_exclude=excluded,
+            nodes_to_quantize=included,
             per_channel=True,
             activation_type=q.QuantType.QUInt8,
             weight_type=q.QuantType.QInt8,
@@ -104,16 +124,38 @@ def _openvino_producers(model, outputs: tuple[str, ...]) -> list[str]:
     return names
 
 
-def quantize_openvino(path: Path, inputs: list, *, keep_fp32_outputs: tuple[str, ...] = ()) -> None:
+def _openvino_other_convs(model, weights: tuple[str, ...]) -> list[str]:
+    """Friendly names of the convolutions of OpenVINO ``model`` whose weight is none of the parameters
+    ``weights`` (the converter names a weight constant after its parameter, dots as underscores)."""
+    wanted = {w.replace(".", "_") + ":0" for w in weights}
+    return [
+        op.get_friendly_name()
+        for op in model.get_ordered_ops()
+        if op.get_type_name() in ("Convolution", "GroupConvolution")
+        and not wanted & set(op.input_value(1).get_node().output(0).get_names())
+    ]
+
+
+def quantize_openvino(
+    path: Path,
+    inputs: list,
+    *,
+    keep_fp32_outputs: tuple[str, ...] = (),
+    only_weights: tuple[str, ...] | None = None,
+) -> None:
     """Replace OpenVINO IR ``path`` by its int8 version (NNCF) calibrated on ``inputs`` (one list of arrays
-    per inference); the convolutions writing outputs ``keep_fp32_outputs`` stay fp32."""
+    per inference); the convolutions writing outputs ``keep_fp32_outputs`` stay fp32; ``only_weights``:
+    quantize only the convolutions of these parameters (default: every one)."""
     ov = import_optional("openvino", "int8 quantization of OpenVINO graphs")
     nncf = import_optional("nncf", "int8 quantization of OpenVINO graphs")
     from ifc_sdk.export.openvino import save
 
     model = ov.Core().read_model(str(path))
+    names = _openvino_producers(model, keep_fp32_outputs)
+    if only_weights is not None:
+        names += _openvino_other_convs(model, only_weights)
     ignored = nncf.IgnoredScope(
-        names=_openvino_producers(model, keep_fp32_outputs),
+        names=names,
         types=list(OPENVINO_FP32_TYPES),
         validate=False,  # a graph need not hold every type
     )
@@ -138,16 +180,24 @@ def quantize(
     size: int,
     window: int,
 ) -> dict:
-    """Quantize the frame graph of ``files`` (in ``folder``, format ``fmt``) of ``model`` on calibration frames
+    """Quantize both graphs of ``files`` (in ``folder``, format ``fmt``) of ``model`` on calibration windows
     of ``calib``; returns the manifest's ``quantization`` entry."""
-    cal = calibration_set(model, calib, size=size, window=window)
-    path = folder / files["frame"]
+    cal = calibration_set(model, calib, size=size, window=window, window_states=True)
+    frame, win = folder / files["frame"], folder / files["window"]
+    weights = tuple(f"model.mask_head.{name}.weight" for name in WINDOW_CONVS)
     if fmt == "onnx":
-        quantize_onnx(
-            path, [{FRAME_INPUT: x.numpy()} for x in cal.frame_inputs], keep_fp32_outputs=MASK_FEATURES
-        )
+        frame_feeds = [{FRAME_INPUT: x.numpy()} for x in cal.frame_inputs]
+        quantize_onnx(frame, frame_feeds, keep_fp32_outputs=MASK_FEATURES)
+        window_feeds = [dict(zip(STATE_NAMES, (t.numpy() for t in w))) for w in cal.window_inputs]
+        quantize_onnx(win, window_feeds, only_weights=weights)
         method = ONNX_METHOD
     else:
-        quantize_openvino(path, [[x.numpy()] for x in cal.frame_inputs], keep_fp32_outputs=MASK_FEATURES)
+        quantize_openvino(frame, [[x.numpy()] for x in cal.frame_inputs], keep_fp32_outputs=MASK_FEATURES)
+        quantize_openvino(win, [[t.numpy() for t in w] for w in cal.window_inputs], only_weights=weights)
         method = OPENVINO_METHOD
-    return {"method": method, "calibration": cal.info, "quantized_graphs": ["frame"]}
+    return {
+        "method": method,
+        "calibration": cal.info,
+        "quantized_graphs": ["frame", "window"],
+        "window_convolutions": [f"mask_head.{name}" for name in WINDOW_CONVS],
+    }

@@ -15,7 +15,7 @@ import torch
 
 from ifc_sdk.errors import ConfigError
 from ifc_sdk.export.graphs import STATE_NAMES
-from ifc_sdk.export.metadata import ExportInfo
+from ifc_sdk.export.metadata import RECOMMENDED_ATTRIBUTE, ExportInfo
 from ifc_sdk.modeling.config import IFCConfig
 
 Graph = Callable[..., list[torch.Tensor]]
@@ -129,4 +129,7 @@ def load_exported(
         if not path.is_file():
             raise ConfigError(f"{path}: the {name} graph named in {folder / 'ifc_export.json'} is missing")
         graphs.append(open_graph(info, path, device=device, num_threads=num_threads, providers=providers))
-    return RuntimeClipModel(info, graphs[0], graphs[1], folder)
+    model = RuntimeClipModel(info, graphs[0], graphs[1], folder)
+    if info.inference:
+        setattr(model, RECOMMENDED_ATTRIBUTE, dict(info.inference))
+    return model

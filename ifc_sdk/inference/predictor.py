@@ -25,6 +25,7 @@ from ifc_sdk.inference.clip_model import ClipModel, EagerClipModel, as_clip_mode
 from ifc_sdk.inference.preprocess import resize_frames, resized_shape, to_tensor
 from ifc_sdk.inference.rle import encode_masks_torch
 from ifc_sdk.inference.tracker import ClipTracker
+from ifc_sdk.inference.upsample import threshold_resized
 from ifc_sdk.modeling import kernels
 from ifc_sdk.modeling.ifc import IFC
 from ifc_sdk.results import RLE, FrameInstances, Track, VideoResult, encode_masks, frame_instances
@@ -159,15 +160,15 @@ class VideoSegmenter:
             ids, logits = released.get(f, ([], None))
             masks: list[RLE] = []
             if logits is not None:
-                up = F.interpolate(logits[None], size=self.output_size, mode="bilinear", align_corners=False)[
-                    0
-                ]
-                if kernels.reference_kernels(up.device):
-                    on = (up > 0).numpy()  # (n, H0, W0)
+                if kernels.reference_kernels(logits.device):
+                    on = threshold_resized(logits, self.output_size)  # (n, H0, W0) bool
                     masks = encode_masks(on)
                     keep = [i for i, m in enumerate(on) if m.any()]
-                else:  # threshold and find the runs on the device; only run boundaries cross to the host
-                    masks, areas = encode_masks_torch(up > 0)
+                else:  # resize, threshold and find the runs on the device; only run boundaries reach the host
+                    up = F.interpolate(
+                        logits[None], size=self.output_size, mode="bilinear", align_corners=False
+                    )
+                    masks, areas = encode_masks_torch(up[0] > 0)
                     keep = [i for i, a in enumerate(areas) if a > 0]
                 ids, masks = [ids[i] for i in keep], [masks[i] for i in keep]
             yield frame_instances(

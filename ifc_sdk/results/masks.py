@@ -20,7 +20,10 @@ def encode_masks(masks: np.ndarray) -> list[RLE]:
         raise ValueError(f"expected masks of shape (N, H, W), got {masks.shape}")
     if masks.shape[0] == 0:
         return []
-    return mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    # pycocotools wants (H, W, N) uint8 in Fortran order, i.e. the bytes of C-ordered (N, W, H): one transposing
+    # copy of the 1-byte masks, viewed as uint8 without another one.
+    columns = np.ascontiguousarray(masks.transpose(0, 2, 1), dtype=bool if masks.dtype == bool else np.uint8)
+    return mask_utils.encode(columns.view(np.uint8).transpose(2, 1, 0))
 
 
 def decode_masks(rles: Sequence[RLE]) -> np.ndarray:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from tiny import tiny_model
 
 from ifc_sdk.data.synthetic import generate_dataset
 from ifc_sdk.errors import VideoError
 from ifc_sdk.export.calibration import _share, calibration_set, calibration_sources
+from ifc_sdk.export.graphs import STATE_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +45,19 @@ def test_calibration_windows_come_from_every_video_of_a_folder(videos):
     }
     # Batches of 2 frames: 2 per window of 3 (2 + 1).
     assert [tuple(x.shape) for x in cal.frame_inputs] == [(2, 3, 48, 67), (1, 3, 48, 67)] * 4
+    assert cal.window_inputs == []  # not asked for
+
+
+def test_window_graph_inputs_are_the_fp32_frame_states_of_each_window(videos):
+    model = tiny_model()
+    cal = calibration_set(model, videos, size=48, window=3, windows=2, window_states=True)
+    assert len(cal.window_inputs) == 2
+    first = torch.cat(cal.frame_inputs[:2])  # the first window's 3 normalised frames
+    feats = model.backbone_features(first)
+    states = model.frame_states(feats["res3"], feats["res4"], feats["res5"])
+    for name, tensor in zip(STATE_NAMES, cal.window_inputs[0]):
+        assert tensor.shape[0] == 3
+        torch.testing.assert_close(tensor, states[name], rtol=1e-5, atol=1e-5)
 
 
 def test_a_video_shorter_than_a_window_is_a_video_error(videos):

@@ -10,8 +10,9 @@ from reference import model
 from tiny import tiny_model
 
 import ifc_sdk
+from ifc_sdk.api import inference_defaults
 from ifc_sdk.errors import ConfigError
-from ifc_sdk.export.metadata import MANIFEST, ExportInfo, is_export_dir
+from ifc_sdk.export.metadata import MANIFEST, RECOMMENDED_ATTRIBUTE, ExportInfo, is_export_dir
 
 GRAPHS = {"frame": "frame.onnx", "window": "window.onnx"}
 
@@ -29,6 +30,7 @@ def sample_info() -> ExportInfo:
         quantization={"method": "test", "calibration": {"frames": 30}},
         check={"max_abs_diff": {"pred_logits": 0.5}},
         versions={"torch": "2.x"},
+        inference={"window": 5, "stride": 1, "size": 320},
     )
 
 
@@ -52,6 +54,11 @@ def test_manifest_round_trip(tmp_path):
         ({"graphs": {"frame": "f.onnx"}}, "a 'frame' and a 'window' graph"),
         ({"config": {"num_classes": 5, "colour": 1}}, "unknown IFC config keys: \\['colour'\\]"),
         ({"files": None}, "has no 'files' entry"),
+        (
+            {"inference": {"size": 0}},
+            "'inference' must map some of window, stride, size to positive integers",
+        ),
+        ({"inference": {"frames": 5}}, "'inference' must map"),
     ],
 )
 def test_malformed_manifests_are_config_errors(tmp_path, change, message):
@@ -84,3 +91,29 @@ def test_graph_files_carry_the_manifest(fmt):
     runtime = ifc_sdk.load_model(folder)
     assert runtime.config == model("r50_seed0").config
     assert info.versions["torch"] and info.precision == "fp32" and info.quantization is None
+
+
+def test_recommended_settings_travel_with_the_export(tmp_path):
+    """A model loaded by manifest name carries its recommended window/stride/size; its export records them and
+    the folder, by path or loaded, gives them as the defaults (so ``predict-dataset --model EXPORT_DIR`` runs
+    at the settings the model was measured at)."""
+    import shutil
+
+    folder = tmp_path / "export"
+    shutil.copytree(exported("tiny", "onnx"), folder)
+    assert inference_defaults(folder) == {"window": 5, "stride": 1, "size": 360}  # none recorded
+    info = ExportInfo.read(folder)
+    assert info.inference is None and not hasattr(ifc_sdk.load_model(folder), RECOMMENDED_ATTRIBUTE)
+    data = json.loads(info.to_json())
+    data["inference"] = {"window": 3, "stride": 2, "size": 200}
+    (folder / MANIFEST).write_text(json.dumps(data))
+    assert inference_defaults(folder) == inference_defaults(str(folder)) == data["inference"]
+    assert inference_defaults(ifc_sdk.load_model(folder)) == data["inference"]
+
+
+def test_export_records_the_models_recommended_settings(tmp_path):
+    tiny = tiny_model()
+    setattr(tiny, RECOMMENDED_ATTRIBUTE, {"window": 4, "stride": 1, "size": 128})
+    info = ifc_sdk.export(tiny, format="torchscript", out=tmp_path / "ts", check=False)
+    assert info.inference == {"window": 4, "stride": 1, "size": 128}
+    assert inference_defaults(tmp_path / "ts") == info.inference

@@ -72,7 +72,9 @@ def test_int8_keeps_the_demo_models_tracks_and_ap(tmp_path, demo, settings, cali
     manifest = json.loads((out / "ifc_export.json").read_text())
     calibration = manifest["quantization"]["calibration"]
     assert manifest["precision"] == "int8" and (calibration["videos"], calibration["frames"]) == (3, 30)
-    assert quantized_op in (out / info.graphs["frame"]).read_bytes().decode("latin-1")
+    assert manifest["quantization"]["quantized_graphs"] == ["frame", "window"]
+    for graph in ("frame", "window"):
+        assert quantized_op in (out / info.graphs[graph]).read_bytes().decode("latin-1")
     assert info.check["mask_sign_flipped"] < 0.02, info.check
 
     kwargs = dict(window=settings["window"], stride=settings["stride"], size=settings["size"])
