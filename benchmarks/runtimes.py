@@ -44,6 +44,7 @@ import torch
 import ifc_sdk
 from benchmarks.compare import mask_iou_between
 from benchmarks.environment import environment
+from benchmarks.harness import cpu_seconds
 from benchmarks.models import QUICK_OVERRIDES, build_model, calibrate_random_heads
 from benchmarks.rows import ROWS
 from benchmarks.videos import SHARED_VIDEOS, decode_all, prepare_video, synthetic_frames, write_mp4
@@ -168,11 +169,11 @@ def run_row(row, video: Path, loaded: dict, args, log) -> dict:
             once(name)
     for r in range(args.repeats):
         for name in loaded:
-            seconds, cpu_seconds, results[name] = once(name)
+            seconds, cpu_time, results[name] = once(name)
             times[name].append(seconds)
-            cpu[name].append(cpu_seconds)
+            cpu[name].append(cpu_time)
             log(
-                f"{row.label} {name} repeat {r + 1}: {args.frames / seconds:.2f} FPS, CPU {cpu_seconds:.1f} s"
+                f"{row.label} {name} repeat {r + 1}: {args.frames / seconds:.2f} FPS, CPU {cpu_time:.1f} s"
             )
     eager_fps = [args.frames / t for t in times["eager"]] if "eager" in times else None
     out = {}
