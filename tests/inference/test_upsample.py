@@ -29,6 +29,8 @@ def sample_logits(h: int, w: int, seed: int) -> torch.Tensor:
     logits[6] = 1.0  # all on
     logits[7] = -0.5  # lone interior cells: on well beyond their own cell, into the neighbours'
     logits[7, h // 2, w // 2] = logits[7, 1, 2] = 9.0
+    logits[8] = -9.0  # a weak cell at the bottom-right border: on only if the border is clamped, not padded
+    logits[8, -1, -1] = 0.2
     return logits
 
 
@@ -53,4 +55,5 @@ def test_same_masks_as_resizing_whole_maps(h, w, size, seed):
     assert ours[2, 0, 0] and ours[3, -1, -1] and ours[4, :, -1].all()
     sy, sx = size[0] / h, size[1] / w
     assert ours[7].sum() > 1.5 * sy * sx  # the two cells' masks spill over into their neighbours
+    assert ours[8, -1, -1]
     assert encode_masks(ours) == encode_masks(ref)
