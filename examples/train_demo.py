@@ -16,12 +16,13 @@ merged into one track or swapped between tracks; test seeds with many such video
 Every input is generated from a fixed seed and every run is seeded and single-threaded, so the same command
 gives the same model on the same machine (checked for the crowded phase: two runs of its first iterations wrote
 byte-identical weights; CPU kernels may round differently elsewhere). The bundled weights are the crowded phase
-started from the previous bundled model (commit c5d0cc4, the output of demo_coco + demo_ytvis), i.e. the
-``--phase2-init`` command below. Run from the repository root::
+(6000 iterations, LR step at 4800) started from the model of commit c5d0cc4 (the output of demo_coco +
+demo_ytvis), i.e. the ``--phase2-init`` command below; it took 92 minutes on one core of a machine it shared
+(0.6-0.7 s per iteration). Run from the repository root::
 
-    python examples/train_demo.py                      # all: ~35-45 min + ~15 min on idle CPU cores
+    python examples/train_demo.py                      # all: ~35-45 min + ~70-90 min on idle CPU cores
     python examples/train_demo.py --out /tmp/demo      # keep the bundled weights untouched
-    # only the crowded phase (1000 iterations: 0.8 s each on an idle core, ~15 min), from the previous model:
+    # only the crowded phase (6000 iterations, ~70-90 min on one core), from the phase-2 model:
     mkdir /tmp/v1 && git show c5d0cc4:weights_manifest/shapes_demo/model.safetensors > /tmp/v1/model.safetensors
     git show c5d0cc4:weights_manifest/shapes_demo/config.json > /tmp/v1/config.json
     python examples/train_demo.py --phase2-init /tmp/v1 --out /tmp/demo

@@ -273,8 +273,8 @@ RECIPES: dict[str, Recipe] = {
             "max_size": 600,
             "base_lr": 1e-4,
             "batch_size": 2,
-            "max_iter": 1000,
-            "steps": (800,),
+            "max_iter": 6000,
+            "steps": (4800,),
             "test_size": 320,
         }
     ),
