@@ -172,9 +172,7 @@ def run_row(row, video: Path, loaded: dict, args, log) -> dict:
             seconds, cpu_time, results[name] = once(name)
             times[name].append(seconds)
             cpu[name].append(cpu_time)
-            log(
-                f"{row.label} {name} repeat {r + 1}: {args.frames / seconds:.2f} FPS, CPU {cpu_time:.1f} s"
-            )
+            log(f"{row.label} {name} repeat {r + 1}: {args.frames / seconds:.2f} FPS, CPU {cpu_time:.1f} s")
     eager_fps = [args.frames / t for t in times["eager"]] if "eager" in times else None
     out = {}
     for name in loaded:
