@@ -40,8 +40,7 @@ MAX_SIZE = 1333  # the reference's MAX_SIZE_TEST: the long side after resizing s
 def inference_defaults(model_source) -> dict[str, int]:
     """``{"window", "stride", "size"}`` recommended for a model: the manifest entry's settings for a manifest
     name or a model `load_model` loaded by one (or an export of one, its folder or its loaded runtime model),
-    otherwise (a path, ``hf://``, another model) window 5, stride 1,
-    size 360 (the paper's R50 setting)."""
+    otherwise (a path, ``hf://``, another model) window 5, stride 1, size 360 (the paper's R50 setting)."""
     out = dict(DEFAULT_INFERENCE)
     recommended = getattr(model_source, RECOMMENDED_ATTRIBUTE, None)
     if isinstance(recommended, dict):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ifc_sdk.errors import ConfigError, VideoError
-from ifc_sdk.export.graphs import STATE_NAMES
+from ifc_sdk.export.graphs import FrameGraph
 from ifc_sdk.inference.preprocess import resize_frames, resized_shape, to_tensor
 from ifc_sdk.modeling.ifc import IFC
 
@@ -114,12 +114,9 @@ def calibration_set(
         x = model.normalize(resize_frames(x, resized_shape(*x.shape[-2:], size)))  # (T, 3, H, W)
         batches = [x[i : i + BATCH] for i in range(0, len(x), BATCH)]
         frame_inputs += batches
-        if window_states:
-            parts = []
-            for batch in batches:
-                feats = model.backbone_features(batch)
-                parts.append(model.frame_states(feats["res3"], feats["res4"], feats["res5"]))
-            window_inputs.append(tuple(torch.cat([p[k] for p in parts]) for k in STATE_NAMES))
+        if window_states:  # the frame graph's outputs, eager, concatenated over the window
+            parts = [FrameGraph(model)(batch) for batch in batches]  # each (tokens, bus, pos, fpn4, fpn3)
+            window_inputs.append(tuple(torch.cat(states) for states in zip(*parts)))
     h, w = frame_inputs[0].shape[-2:]
     info = {
         "source": os.fspath(source),
