@@ -131,7 +131,7 @@ def _timed(fn: Callable, timer: StageTimer, stage: str) -> Callable:
 
 
 # Stage of each function the predictor calls (module level) and of each IFC method the EagerClipModel calls.
-_PREDICTOR_STAGES = {"to_tensor": "preprocess", "resize_frames": "preprocess", "encode_masks": "output"}
+_PREDICTOR_STAGES = {"to_tensor": "preprocess", "resize_frames": "preprocess", "resized_mask_rles": "output"}
 _MODEL_STAGES = {
     "normalize": "preprocess",
     "backbone_features": "backbone",

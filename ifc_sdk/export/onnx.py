@@ -103,6 +103,9 @@ class OnnxGraph:
         if num_threads is not None:
             options.intra_op_num_threads = num_threads
             options.inter_op_num_threads = 1
+        # Idle worker threads sleep instead of spinning: between two calls the video pipeline decodes and
+        # post-processes masks on the same cores (2 threads, R50 T=36 360p: 5.9 -> 5.75 s per video in int8).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=list(providers))
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)

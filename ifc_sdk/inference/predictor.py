@@ -25,10 +25,10 @@ from ifc_sdk.inference.clip_model import ClipModel, EagerClipModel, as_clip_mode
 from ifc_sdk.inference.preprocess import resize_frames, resized_shape, to_tensor
 from ifc_sdk.inference.rle import encode_masks_torch
 from ifc_sdk.inference.tracker import ClipTracker
-from ifc_sdk.inference.upsample import threshold_resized
+from ifc_sdk.inference.upsample import resized_mask_rles
 from ifc_sdk.modeling import kernels
 from ifc_sdk.modeling.ifc import IFC
-from ifc_sdk.results import RLE, FrameInstances, Track, VideoResult, encode_masks, frame_instances
+from ifc_sdk.results import RLE, FrameInstances, Track, VideoResult, frame_instances
 
 # Frames per backbone batch by device type (VideoSegmenter's ``batch_frames``).
 BATCH_FRAMES = {"cpu": 2, "default": 16}
@@ -161,9 +161,8 @@ class VideoSegmenter:
             masks: list[RLE] = []
             if logits is not None:
                 if kernels.reference_kernels(logits.device):
-                    on = threshold_resized(logits, self.output_size)  # (n, H0, W0) bool
-                    masks = encode_masks(on)
-                    keep = [i for i, m in enumerate(on) if m.any()]
+                    masks, areas = resized_mask_rles(logits, self.output_size)
+                    keep = [i for i, a in enumerate(areas) if a > 0]
                 else:  # resize, threshold and find the runs on the device; only run boundaries reach the host
                     up = F.interpolate(
                         logits[None], size=self.output_size, mode="bilinear", align_corners=False
