@@ -76,6 +76,18 @@ def test_int8_keeps_the_demo_models_tracks_and_ap(tmp_path, demo, settings, cali
     for graph in ("frame", "window"):
         assert quantized_op in (out / info.graphs[graph]).read_bytes().decode("latin-1")
     assert info.check["mask_sign_flipped"] < 0.02, info.check
+    if fmt == "openvino":  # the window graph: its 4 mask head convolutions and nothing else
+        import openvino as ov
+
+        window = ov.Core().read_model(str(out / info.graphs["window"]))
+        fed = [
+            target.get_node()
+            for op in window.get_ordered_ops()
+            if op.get_type_name() == "FakeQuantize"
+            for target in op.output(0).get_target_inputs()
+        ]
+        assert {node.get_type_name() for node in fed} == {"Convolution"}
+        assert len({node.get_friendly_name() for node in fed}) == 4
 
     kwargs = dict(window=settings["window"], stride=settings["stride"], size=settings["size"])
     fp32 = ifc_sdk.segment_video(CHECK_CLIP, demo, progress=False, **kwargs)
