@@ -48,7 +48,7 @@ from ifc_sdk.training.recipes import get_recipe
 from ifc_sdk.training.validate import evaluate_model
 
 # Generator seeds: training and held-out data never share one.
-COCO_SEED, YTVIS_SEED, CROWDED_SEED, HELDOUT_SEED = 1001, 2002, 3003, 9009
+COCO_SEED, YTVIS_SEED, CROWDED_SEED, CROWDED_MORE_SEED, HELDOUT_SEED = 1001, 2002, 3003, 3004, 9009
 COCO_IMAGES, YTVIS_VIDEOS, CROWDED_VIDEOS, HELDOUT_VIDEOS = 1500, 300, 600, 20
 CROWDED_MAX_OBJECTS = 6
 TEST_SIZE, TEST_WINDOW, TEST_STRIDE = 320, 5, 1
@@ -60,6 +60,9 @@ def generate(work: Path, names: tuple[str, ...]) -> dict[str, Path]:
         "coco": dict(num_videos=COCO_IMAGES, seed=COCO_SEED, fmt="coco"),
         "ytvis": dict(num_videos=YTVIS_VIDEOS, seed=YTVIS_SEED),
         "crowded": dict(num_videos=CROWDED_VIDEOS, seed=CROWDED_SEED, max_objects=CROWDED_MAX_OBJECTS),
+        "crowded_more": dict(
+            num_videos=CROWDED_VIDEOS, seed=CROWDED_MORE_SEED, max_objects=CROWDED_MAX_OBJECTS
+        ),
         "heldout": dict(num_videos=HELDOUT_VIDEOS, seed=HELDOUT_SEED),
     }
     paths = {}
@@ -129,10 +132,19 @@ def main() -> None:
     parser.add_argument("--ytvis-iters", type=int, default=get_recipe("demo_ytvis").max_iter)
     parser.add_argument("--crowded-iters", type=int, default=get_recipe("demo_ytvis_crowded").max_iter)
     parser.add_argument(
+        "--crowded-more-iters", type=int, default=get_recipe("demo_ytvis_crowded_more").max_iter
+    )
+    parser.add_argument(
         "--phase2-init",
         type=Path,
         default=None,
         help="start the crowded phase from this demo_ytvis model folder (skips demo_coco and demo_ytvis)",
+    )
+    parser.add_argument(
+        "--phase3-init",
+        type=Path,
+        default=None,
+        help="start the last phase from this demo_ytvis_crowded model folder (skips the phases before it)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1, see below)")
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers (default: 1)")
@@ -145,12 +157,20 @@ def main() -> None:
         "demo_coco": args.coco_iters,
         "demo_ytvis": args.ytvis_iters,
         "demo_ytvis_crowded": args.crowded_iters,
+        "demo_ytvis_crowded_more": args.crowded_more_iters,
     }
-    plan = [("demo_coco", "coco"), ("demo_ytvis", "ytvis"), ("demo_ytvis_crowded", "crowded")]
-    if args.phase2_init:
+    plan = [
+        ("demo_coco", "coco"),
+        ("demo_ytvis", "ytvis"),
+        ("demo_ytvis_crowded", "crowded"),
+        ("demo_ytvis_crowded_more", "crowded_more"),
+    ]
+    if args.phase3_init:
+        plan = plan[3:]
+    elif args.phase2_init:
         plan = plan[2:]
     data = generate(args.work, tuple(name for _, name in plan) + ("heldout",))
-    model_dir = args.phase2_init
+    model_dir = args.phase3_init or args.phase2_init
     for recipe, name in plan:
         model_dir = stage(
             recipe,
@@ -162,6 +182,7 @@ def main() -> None:
             progress=not args.no_progress,
         )
     train_minutes = (time.time() - t_start) / 60
+    skipped = args.phase2_init is not None or args.phase3_init is not None
 
     model = load_pretrained(model_dir)
     heldout = YTVISDataset.from_json(data["heldout"] / "annotations.json")
@@ -180,9 +201,10 @@ def main() -> None:
         "stride": TEST_STRIDE,
         "size": TEST_SIZE,
         "iterations": {
-            "demo_coco": None if args.phase2_init else args.coco_iters,
-            "demo_ytvis": None if args.phase2_init else args.ytvis_iters,
-            "demo_ytvis_crowded": args.crowded_iters,
+            "demo_coco": None if skipped else args.coco_iters,
+            "demo_ytvis": None if skipped else args.ytvis_iters,
+            "demo_ytvis_crowded": None if args.phase3_init else args.crowded_iters,
+            "demo_ytvis_crowded_more": args.crowded_more_iters,
         },
         "train_minutes": round(train_minutes, 1),
         "eval_seconds": round(eval_seconds, 1),

@@ -278,6 +278,25 @@ RECIPES: dict[str, Recipe] = {
             "test_size": 320,
         }
     ),
+    # Demo stage 2, third phase, from the demo_ytvis_crowded model: its training loss was still falling when its
+    # LR stepped (2.62 -> 1.95 over 4800 iterations), so the same clips' recipe goes on at the base LR again, on
+    # fresh crowded videos (another generator seed) so that longer training does not just see the same ones.
+    "demo_ytvis_crowded_more": Recipe(
+        **{
+            **_YTVIS,
+            **_DEMO_MODEL,
+            "name": "demo_ytvis_crowded_more",
+            "num_frames": 3,
+            "frame_range": 10,
+            "min_sizes": (224, 256, 288, 320),
+            "max_size": 600,
+            "base_lr": 1e-4,
+            "batch_size": 2,
+            "max_iter": 5000,
+            "steps": (4000,),
+            "test_size": 320,
+        }
+    ),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from pathlib import Path
 
@@ -143,6 +144,12 @@ def test_demo_recipes_are_the_two_stages_scaled_down() -> None:
         320,
     )
     assert crowded.model_config() == ytvis.model_config()  # continues the same model
+    more = get_recipe("demo_ytvis_crowded_more")  # the third phase: the same clips, at the base LR again
+    assert (
+        dataclasses.replace(more, name=crowded.name, max_iter=crowded.max_iter, steps=crowded.steps)
+        == crowded
+    )
+    assert (more.max_iter, more.steps, more.base_lr) == (5000, (4000,), 1e-4)
     assert set(RECIPES) == {
         "r50_coco",
         "r101_coco",
@@ -151,6 +158,7 @@ def test_demo_recipes_are_the_two_stages_scaled_down() -> None:
         "demo_coco",
         "demo_ytvis",
         "demo_ytvis_crowded",
+        "demo_ytvis_crowded_more",
     }
     for name in ("r50_coco", "r101_coco", "r50_ytvis", "r101_ytvis"):
         assert get_recipe(name).size_divisibility == 0 and not get_recipe(name).calibrate_bn
