@@ -218,6 +218,19 @@ _DEMO_MODEL = {
     "checkpoint_period": 250,
 }
 
+# The demo's crowded phases (below): clips of 3 frames at the test scale, a lower LR, small batches.
+_DEMO_CROWDED = {
+    **_YTVIS,
+    **_DEMO_MODEL,
+    "num_frames": 3,
+    "frame_range": 10,
+    "min_sizes": (224, 256, 288, 320),
+    "max_size": 600,
+    "base_lr": 1e-4,
+    "batch_size": 2,
+    "test_size": 320,
+}
+
 RECIPES: dict[str, Recipe] = {
     # projects/IFC/configs/base_coco.yaml (STEPS (739200,), MAX_ITER 1108800).
     "r50_coco": Recipe(name="r50_coco", preset="r50", max_iter=1108800, steps=(739200,), **_COCO),
@@ -263,39 +276,13 @@ RECIPES: dict[str, Recipe] = {
     # leaves unsolved: one query's mask covering both) at the scale the model is tested at (short side 320;
     # frames are 160 px, so this is 2x upsampling, as at test time).
     "demo_ytvis_crowded": Recipe(
-        **{
-            **_YTVIS,
-            **_DEMO_MODEL,
-            "name": "demo_ytvis_crowded",
-            "num_frames": 3,
-            "frame_range": 10,
-            "min_sizes": (224, 256, 288, 320),
-            "max_size": 600,
-            "base_lr": 1e-4,
-            "batch_size": 2,
-            "max_iter": 6000,
-            "steps": (4800,),
-            "test_size": 320,
-        }
+        **{**_DEMO_CROWDED, "name": "demo_ytvis_crowded", "max_iter": 6000, "steps": (4800,)}
     ),
     # Demo stage 2, third phase, from the demo_ytvis_crowded model: its training loss was still falling when its
     # LR stepped (2.62 -> 1.95 over 4800 iterations), so the same clips' recipe goes on at the base LR again, on
     # fresh crowded videos (another generator seed) so that longer training does not just see the same ones.
     "demo_ytvis_crowded_more": Recipe(
-        **{
-            **_YTVIS,
-            **_DEMO_MODEL,
-            "name": "demo_ytvis_crowded_more",
-            "num_frames": 3,
-            "frame_range": 10,
-            "min_sizes": (224, 256, 288, 320),
-            "max_size": 600,
-            "base_lr": 1e-4,
-            "batch_size": 2,
-            "max_iter": 5000,
-            "steps": (4000,),
-            "test_size": 320,
-        }
+        **{**_DEMO_CROWDED, "name": "demo_ytvis_crowded_more", "max_iter": 5000, "steps": (4000,)}
     ),
 }
 
