@@ -255,6 +255,15 @@ def demo_accuracy(cache: Path, args, log) -> dict:
             window=settings["window"], stride=settings["stride"], size=settings["size"], progress=False
         )
         base = ifc_sdk.segment_video(clip, model, **kwargs)
+        # The fp32 model's own noise floor: the same clip with every pixel moved by -1, 0 or +1 grey level.
+        rng = np.random.default_rng(0)
+        noisy = [
+            np.clip(f.astype(np.int16) + rng.integers(-1, 2, f.shape), 0, 255).astype(np.uint8)
+            for f in decode_all(clip)
+        ]
+        real.setdefault(clip.stem, {})["eager, input +-1 grey"] = mask_iou_between(
+            base, ifc_sdk.segment_video(noisy, model, **kwargs)
+        )
         for name, folder in folders.items():
             if folder is None or not VARIANTS[name][1]:
                 continue
