@@ -20,7 +20,10 @@ def test_export_load_and_segment(capsys, tmp_path):
     printed = capsys.readouterr().out
     assert f"to {out}" in printed and "frame.onnx, window.onnx, ifc_export.json" in printed
     diffs = {k: float(v) for k, v in re.findall(r"(\w[\w ]*?) (\d\.\d\de[-+]\d\d)", printed)}
-    assert diffs["class probabilities"] < 1e-5 and diffs["mask logits"] < 1e-4, printed
+    # Float rounding: the bundled model's mask logits reach |155| on this clip (1.1e-4 measured, ~7e-7 of that);
+    # no mask pixel decided differently.
+    assert diffs["class probabilities"] < 1e-5 and diffs["mask logits"] < 1e-3, printed
+    assert "mask pixels decided differently: 0.000%" in printed, printed
 
     runtime = ifc_sdk.load_model(out)
     eager = ifc_sdk.load_model(MODEL, device="cpu")
