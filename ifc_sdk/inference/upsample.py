@@ -66,7 +66,7 @@ def resized_mask_rles(logits: torch.Tensor, size: tuple[int, int]) -> tuple[list
         logits.transpose(1, 2)[None], size=(width, h), mode="bilinear", align_corners=False
     )[0]  # (n, W, h)
     on = columns > 0
-    # Sign changes between cells g - 1 and g of a column (at g); in flat order they are in COCO order.
+    # Sign changes between cells g and g + 1 of a column; in flat (track, x, g) order they are in COCO order.
     index = torch.nonzero((on[..., 1:] != on[..., :-1]).view(-1)).squeeze(1).numpy()
     column, g = np.divmod(index, max(h - 1, 1))  # column: track * W + x; the cells (g, g + 1)
     values = columns.view(-1).numpy()
