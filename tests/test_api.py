@@ -451,11 +451,11 @@ def test_window_stride_size_default_to_the_models_settings(tmp_path, monkeypatch
     monkeypatch.setattr(api, "check_window", lambda w, s: windows.append((w, s)) or check_window(w, s))
     video = write_lossless(np.zeros((2, 40, 56, 3), np.uint8), tmp_path / "v.mkv")
     demo = ifc_sdk.load_model("shapes-demo", device="cpu")
-    assert api.inference_defaults(demo) == {"window": 5, "stride": 1, "size": 320}
+    assert api.inference_defaults(demo) == {"window": 7, "stride": 1, "size": 320}
     ifc_sdk.segment_video(video, demo, progress=False)
     ifc_sdk.segment_video(video, demo, window=2, stride=2, size=48, progress=False)  # explicit ones win
     ifc_sdk.segment_video(video, tiny_model(), progress=False)  # no manifest entry: 5, 1, 360
-    assert seen == [320, 48, 360] and windows == [(5, 1), (2, 2), (5, 1)]
+    assert seen == [320, 48, 360] and windows == [(7, 1), (2, 2), (5, 1)]
 
 
 @pytest.mark.parametrize(

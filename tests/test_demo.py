@@ -77,7 +77,7 @@ def test_demo_settings_are_the_manifests_recommended_ones():
     from ifc_sdk.weights import get_model_entry
 
     entry = get_model_entry("shapes-demo")
-    assert entry.inference == {"window": 5, "stride": 1, "size": 320}
+    assert entry.inference == {"window": 7, "stride": 1, "size": 320}
     assert inference_defaults("shapes-demo") == entry.inference == entry.reported["settings"]
     assert [r["size"] for r in entry.reported["results"]] == [320]
     assert len(entry.reported["seeds"]) == len(entry.reported["AP_per_seed"]) == 5

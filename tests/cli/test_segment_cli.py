@@ -143,7 +143,7 @@ def test_same_stem_goes_to_distinct_folders_and_says_where(tmp_path, capsys, fak
 def test_inference_settings_come_from_the_models_manifest_entry(tmp_path, capsys, fake_segment):
     run_cli(capsys, "v.mp4", "--model", "shapes-demo", "--out", str(tmp_path))
     assert {k: fake_segment[0][1][k] for k in ("window", "stride", "size")} == {
-        "window": 5,
+        "window": 7,
         "stride": 1,
         "size": 320,
     }
