@@ -109,13 +109,14 @@ def calibration_set(
         clip for video, count in zip(sources, shares) if count for clip in read_windows(video, window, count)
     ]
     frame_inputs, window_inputs = [], []
+    frame_graph = FrameGraph(model)
     for clip in clips:
         x = to_tensor(clip, "cpu")
         x = model.normalize(resize_frames(x, resized_shape(*x.shape[-2:], size)))  # (T, 3, H, W)
         batches = [x[i : i + BATCH] for i in range(0, len(x), BATCH)]
         frame_inputs += batches
         if window_states:  # the frame graph's outputs, eager, concatenated over the window
-            parts = [FrameGraph(model)(batch) for batch in batches]  # each (tokens, bus, pos, fpn4, fpn3)
+            parts = [frame_graph(batch) for batch in batches]  # each (tokens, bus, pos, fpn4, fpn3)
             window_inputs.append(tuple(torch.cat(states) for states in zip(*parts)))
     h, w = frame_inputs[0].shape[-2:]
     info = {

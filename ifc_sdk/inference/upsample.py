@@ -25,9 +25,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pycocotools import mask as mask_utils
 
-from ifc_sdk.results import RLE, encode_masks
+from ifc_sdk.inference.rle import encode_masks_torch, rles_from_run_starts
+from ifc_sdk.results import RLE
 
 
 def _first_past(crossings: np.ndarray, rising: np.ndarray, cells: int, size: int) -> np.ndarray:
@@ -44,11 +44,6 @@ def _first_past(crossings: np.ndarray, rising: np.ndarray, cells: int, size: int
     return np.clip(below + (rising | (index != below)), 0, size).astype(np.int64)
 
 
-def _whole_maps(logits: torch.Tensor, size: tuple[int, int]) -> tuple[list[RLE], np.ndarray]:
-    on = F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0] > 0
-    return encode_masks(on.cpu().numpy()), on.sum((1, 2)).cpu().numpy().astype(np.int64)
-
-
 def resized_mask_rles(logits: torch.Tensor, size: tuple[int, int]) -> tuple[list[RLE], np.ndarray]:
     """``logits (n, h, w)`` float (a map all NaN = no prediction) -> the compressed COCO RLEs of the ``n``
     masks ``resize(logits, size) > 0`` (bilinear, ``align_corners=False``) and their areas (int64 ``(n,)``)."""
@@ -59,7 +54,9 @@ def resized_mask_rles(logits: torch.Tensor, size: tuple[int, int]) -> tuple[list
     logits = logits.detach().cpu().float()
     nan = torch.isnan(logits)
     if (nan.any((1, 2)) & ~nan.all((1, 2))).any():  # NaN spreads through the interpolation: do it in full
-        return _whole_maps(logits, size)
+        return encode_masks_torch(
+            F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0] > 0
+        )
     logits = logits.masked_fill(nan, -1.0)  # maps all NaN: empty, as in the reference
     # Along x, on the transposed maps (identity along y): each column's h values come out contiguous.
     columns = F.interpolate(
@@ -90,14 +87,4 @@ def resized_mask_rles(logits: torch.Tensor, size: tuple[int, int]) -> tuple[list
         odd = np.diff(np.concatenate((start, [key.size]))) % 2 == 1
         key = key[start[odd]]
     pixels = height * width
-    bounds = np.searchsorted(key, np.arange(n + 1) * pixels)
-    starts_on = first[::width]
-    objs, areas = [], np.zeros(n, dtype=np.int64)
-    for i in range(n):
-        edges = np.concatenate(([0], key[bounds[i] : bounds[i + 1]] - i * pixels, [pixels]))
-        counts = np.diff(edges)
-        if starts_on[i]:  # COCO runs start with a (possibly empty) run of zeros
-            counts = np.concatenate(([0], counts))
-        areas[i] = counts[1::2].sum()
-        objs.append({"counts": counts.tolist(), "size": [height, width]})
-    return mask_utils.frPyObjects(objs, height, width), areas
+    return rles_from_run_starts(key // pixels, key % pixels, first[::width], size)
