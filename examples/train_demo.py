@@ -3,35 +3,36 @@
 The two stages of the reference recipe, scaled down to the synthetic shapes world (`ifc_sdk.data.synthetic`):
 
 1. ``demo_coco``: pre-training from scratch on synthetic COCO-format images (one frame per clip, random crops);
-2. fine-tuning on synthetic YouTube-VIS videos (clips of 3 frames), starting from stage 1, in three phases:
+2. fine-tuning on synthetic YouTube-VIS videos (clips of 3 frames), starting from stage 1, in phases (`PHASES`):
    ``demo_ytvis`` (videos as ``ifc-sdk synth`` makes them, short side 128-160), then ``demo_ytvis_crowded``
    (1-6 objects per video, so most clips hold two objects of one class, short side 224-320), then
-   ``demo_ytvis_crowded_more`` (the same at the base LR again, on fresh crowded videos);
+   ``MORE_ROUNDS`` rounds of ``demo_ytvis_crowded_more`` (the same, each round at the base LR again and on its
+   own fresh crowded videos), then ``demo_ytvis_crowded_clips5`` (the same with clips of 5 frames);
 3. evaluation on held-out videos (generator seeds never used for training) with the SDK's evaluator at the
    manifest's recommended settings (window 7, stride 1, short side 320).
 
 Why the crowded phases (issue 16): after ``demo_ytvis`` every object without a same-class twin in its video was
 found (AP is high on such videos), while objects sharing their class (and so their colour) with another one were
-merged into one track or swapped between tracks; test seeds with many such videos scored ~0.5 AP. Each longer
-crowded schedule has helped (mean AP over the manifest's seeds: 0.650 after 1000 crowded iterations, 0.710
-after 6000, 0.747 after 6000 + 5000; all at window 5, 0.755 at window 7).
+merged into one track or swapped between tracks; test seeds with many such videos scored ~0.5 AP. Longer
+crowded training has helped, with diminishing returns: mean AP over 8 validation seeds at window 7 was 0.766
+after 6000 + 5000 crowded iterations, 0.795 after a second round of 5000, then 0.794 after a third round or
+0.801 after 3000 iterations on clips of 5 frames instead (the last phase here).
 
 Every input is generated from a fixed seed and every run is seeded and single-threaded, so the same command
 gives the same model on the same machine (checked for the crowded phase: two runs of its first iterations wrote
-byte-identical weights; CPU kernels may round differently elsewhere). The bundled weights are the last phase
-(5000 iterations, LR step at 4000) started from the crowded model of commit fddacfa (6000 iterations, LR step
-at 4800, from the phase-2 model of commit c5d0cc4), i.e. the ``--phase3-init`` command below; it took 66
-minutes on one core of a machine it shared (0.6-0.7 s per iteration; the crowded phase took 92). Run from the
-repository root::
+byte-identical weights; CPU kernels may round differently elsewhere). The bundled weights are the last two
+phases (5000 iterations, LR step at 4000, then 3000 on clips of 5 frames, LR step at 2400) started from the
+first round's model, bundled at commit 6a1e7b7 (the earlier phases' models are at commits c5d0cc4 and
+fddacfa), i.e. the ``--start crowded_more2`` command below; they took 57 and 54 minutes, each on one core of a
+machine it shared (0.65-0.7 and 1.1 s per iteration). Run from the repository root::
 
-    python examples/train_demo.py                      # all: ~35-45 min + ~2.5-3 h on idle CPU cores
+    python examples/train_demo.py                      # all: ~35-45 min + ~4.5-5 h on idle CPU cores
     python examples/train_demo.py --out /tmp/demo      # keep the bundled weights untouched
-    # only the last phase (5000 iterations, ~60-70 min on one core), from the crowded model:
-    mkdir /tmp/v2 && git show fddacfa:weights_manifest/shapes_demo/model.safetensors > /tmp/v2/model.safetensors
-    git show fddacfa:weights_manifest/shapes_demo/config.json > /tmp/v2/config.json
-    python examples/train_demo.py --phase3-init /tmp/v2 --out /tmp/demo
-    # both crowded phases, from the phase-2 model of commit c5d0cc4 (files as above, into /tmp/v1):
-    python examples/train_demo.py --phase2-init /tmp/v1 --out /tmp/demo
+    # only the last two phases (~2 h on one core), from the model before them:
+    mkdir /tmp/v3 && git show 6a1e7b7:weights_manifest/shapes_demo/model.safetensors > /tmp/v3/model.safetensors
+    git show 6a1e7b7:weights_manifest/shapes_demo/config.json > /tmp/v3/config.json
+    python examples/train_demo.py --start crowded_more2 --init /tmp/v3 --out /tmp/demo
+    # from an earlier phase: --start crowded_more1 with the model of fddacfa, --start crowded with c5d0cc4's
 
 Data and checkpoints go to ``--work`` (default ``runs/shapes_demo``); an interrupted run picks up from its last
 checkpoint when started again.
@@ -54,26 +55,39 @@ from ifc_sdk.training.recipes import get_recipe
 from ifc_sdk.training.validate import evaluate_model
 
 # Generator seeds: training and held-out data never share one.
-COCO_SEED, YTVIS_SEED, CROWDED_SEED, CROWDED_MORE_SEED, HELDOUT_SEED = 1001, 2002, 3003, 3004, 9009
+COCO_SEED, YTVIS_SEED, CROWDED_SEED, HELDOUT_SEED = 1001, 2002, 3003, 9009
 COCO_IMAGES, YTVIS_VIDEOS, CROWDED_VIDEOS, HELDOUT_VIDEOS = 1500, 300, 600, 20
 CROWDED_MAX_OBJECTS = 6
+MORE_ROUNDS = 2  # rounds of demo_ytvis_crowded_more, each on its own crowded videos (seeds 3004, 3005)
 TEST_SIZE, TEST_WINDOW, TEST_STRIDE = 320, 7, 1
 
+# The phases in order: (name, recipe, generator arguments of its data).
+PHASES = (
+    ("coco", "demo_coco", dict(num_videos=COCO_IMAGES, seed=COCO_SEED, fmt="coco")),
+    ("ytvis", "demo_ytvis", dict(num_videos=YTVIS_VIDEOS, seed=YTVIS_SEED)),
+    ("crowded", "demo_ytvis_crowded", dict(num_videos=CROWDED_VIDEOS, seed=CROWDED_SEED, max_objects=CROWDED_MAX_OBJECTS)),
+    *(
+        (
+            f"crowded_more{k + 1}",
+            "demo_ytvis_crowded_more",
+            dict(num_videos=CROWDED_VIDEOS, seed=CROWDED_SEED + 1 + k, max_objects=CROWDED_MAX_OBJECTS),
+        )
+        for k in range(MORE_ROUNDS)
+    ),
+    (
+        "crowded_clips5",
+        "demo_ytvis_crowded_clips5",
+        dict(num_videos=CROWDED_VIDEOS, seed=CROWDED_SEED + 1 + MORE_ROUNDS, max_objects=CROWDED_MAX_OBJECTS),
+    ),
+)
+HELDOUT = dict(num_videos=HELDOUT_VIDEOS, seed=HELDOUT_SEED)
 
-def generate(work: Path, names: tuple[str, ...]) -> dict[str, Path]:
-    """The synthetic datasets ``names`` of the four (default frame size 160x224, 12-24 frames per video)."""
-    specs = {
-        "coco": dict(num_videos=COCO_IMAGES, seed=COCO_SEED, fmt="coco"),
-        "ytvis": dict(num_videos=YTVIS_VIDEOS, seed=YTVIS_SEED),
-        "crowded": dict(num_videos=CROWDED_VIDEOS, seed=CROWDED_SEED, max_objects=CROWDED_MAX_OBJECTS),
-        "crowded_more": dict(
-            num_videos=CROWDED_VIDEOS, seed=CROWDED_MORE_SEED, max_objects=CROWDED_MAX_OBJECTS
-        ),
-        "heldout": dict(num_videos=HELDOUT_VIDEOS, seed=HELDOUT_SEED),
-    }
+
+def generate(work: Path, specs: dict[str, dict]) -> dict[str, Path]:
+    """The synthetic datasets ``specs`` (name -> `generate_dataset` arguments; default frame size 160x224,
+    12-24 frames per video) under ``work/data``, made once."""
     paths = {}
-    for name in names:
-        spec = specs[name]
+    for name, spec in specs.items():
         folder = work / "data" / name
         if not (folder / "annotations.json").is_file():
             t0 = time.time()
@@ -134,61 +148,47 @@ def main() -> None:
         default=Path("weights_manifest/shapes_demo"),
         help="where the final model is saved (save_pretrained)",
     )
-    parser.add_argument("--coco-iters", type=int, default=get_recipe("demo_coco").max_iter)
-    parser.add_argument("--ytvis-iters", type=int, default=get_recipe("demo_ytvis").max_iter)
-    parser.add_argument("--crowded-iters", type=int, default=get_recipe("demo_ytvis_crowded").max_iter)
+    recipes = sorted({recipe for _, recipe, _ in PHASES})
+    for recipe in recipes:
+        parser.add_argument(
+            f"--{recipe.removeprefix('demo_').removeprefix('ytvis_').replace('_', '-')}-iters",
+            dest=recipe,
+            type=int,
+            metavar="N",
+            default=get_recipe(recipe).max_iter,
+            help=f"iterations of each {recipe} phase (default: the recipe's)",
+        )
+    phases = [name for name, _, _ in PHASES]
     parser.add_argument(
-        "--crowded-more-iters", type=int, default=get_recipe("demo_ytvis_crowded_more").max_iter
-    )
-    parser.add_argument(
-        "--phase2-init",
-        type=Path,
+        "--start",
+        choices=phases[1:],
         default=None,
-        help="start the crowded phase from this demo_ytvis model folder (skips demo_coco and demo_ytvis)",
+        help="start at this phase, from the model of the phase before it (--init); skips the earlier ones",
     )
-    parser.add_argument(
-        "--phase3-init",
-        type=Path,
-        default=None,
-        help="start the last phase from this demo_ytvis_crowded model folder (skips the phases before it)",
-    )
+    parser.add_argument("--init", type=Path, default=None, help="model folder the --start phase starts from")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1, see below)")
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers (default: 1)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
+    if (args.start is None) != (args.init is None):
+        parser.error("--start and --init go together")
 
     torch.set_num_threads(args.threads)
     t_start = time.time()
-    iters = {
-        "demo_coco": args.coco_iters,
-        "demo_ytvis": args.ytvis_iters,
-        "demo_ytvis_crowded": args.crowded_iters,
-        "demo_ytvis_crowded_more": args.crowded_more_iters,
-    }
-    plan = [
-        ("demo_coco", "coco"),
-        ("demo_ytvis", "ytvis"),
-        ("demo_ytvis_crowded", "crowded"),
-        ("demo_ytvis_crowded_more", "crowded_more"),
-    ]
-    if args.phase3_init:
-        plan = plan[3:]
-    elif args.phase2_init:
-        plan = plan[2:]
-    data = generate(args.work, tuple(name for _, name in plan) + ("heldout",))
-    model_dir = args.phase3_init or args.phase2_init
-    for recipe, name in plan:
+    plan = PHASES[phases.index(args.start) :] if args.start else PHASES
+    data = generate(args.work, {name: spec for name, _, spec in plan} | {"heldout": HELDOUT})
+    model_dir = args.init
+    for name, recipe, _ in plan:
         model_dir = stage(
             recipe,
             data[name],
             args.work / name,
-            iters=iters[recipe],
+            iters=getattr(args, recipe),
             init=model_dir,
             workers=args.workers,
             progress=not args.no_progress,
         )
     train_minutes = (time.time() - t_start) / 60
-    skipped = args.phase2_init is not None or args.phase3_init is not None
 
     model = load_pretrained(model_dir)
     heldout = YTVISDataset.from_json(data["heldout"] / "annotations.json")
@@ -206,12 +206,8 @@ def main() -> None:
         "window": TEST_WINDOW,
         "stride": TEST_STRIDE,
         "size": TEST_SIZE,
-        "iterations": {
-            "demo_coco": None if skipped else args.coco_iters,
-            "demo_ytvis": None if skipped else args.ytvis_iters,
-            "demo_ytvis_crowded": None if args.phase3_init else args.crowded_iters,
-            "demo_ytvis_crowded_more": args.crowded_more_iters,
-        },
+        "phases": {name: getattr(args, recipe) for name, recipe, _ in plan},
+        "init": str(args.init) if args.init else None,
         "train_minutes": round(train_minutes, 1),
         "eval_seconds": round(eval_seconds, 1),
         "total_minutes": round((time.time() - t_start) / 60, 1),

@@ -144,12 +144,15 @@ def test_demo_recipes_are_the_two_stages_scaled_down() -> None:
         320,
     )
     assert crowded.model_config() == ytvis.model_config()  # continues the same model
-    more = get_recipe("demo_ytvis_crowded_more")  # the third phase: the same clips, at the base LR again
+    more = get_recipe("demo_ytvis_crowded_more")  # the later rounds: the same clips, at the base LR again
     assert (
         dataclasses.replace(more, name=crowded.name, max_iter=crowded.max_iter, steps=crowded.steps)
         == crowded
     )
     assert (more.max_iter, more.steps, more.base_lr) == (5000, (4000,), 1e-4)
+    clips5 = get_recipe("demo_ytvis_crowded_clips5")  # the last phase: the same videos, 5 frames per clip
+    assert dataclasses.replace(clips5, name=more.name, num_frames=3, max_iter=5000, steps=(4000,)) == more
+    assert (clips5.num_frames, clips5.max_iter, clips5.steps) == (5, 3000, (2400,))
     assert set(RECIPES) == {
         "r50_coco",
         "r101_coco",
@@ -159,6 +162,7 @@ def test_demo_recipes_are_the_two_stages_scaled_down() -> None:
         "demo_ytvis",
         "demo_ytvis_crowded",
         "demo_ytvis_crowded_more",
+        "demo_ytvis_crowded_clips5",
     }
     for name in ("r50_coco", "r101_coco", "r50_ytvis", "r101_ytvis"):
         assert get_recipe(name).size_divisibility == 0 and not get_recipe(name).calibrate_bn
