@@ -61,24 +61,22 @@ CROWDED_MAX_OBJECTS = 6
 MORE_ROUNDS = 2  # rounds of demo_ytvis_crowded_more, each on its own crowded videos (seeds 3004, 3005)
 TEST_SIZE, TEST_WINDOW, TEST_STRIDE = 320, 7, 1
 
-# The phases in order: (name, recipe, generator arguments of its data).
+
+def _crowded(seed: int) -> dict:
+    """Generator arguments of a crowded phase's videos (1-6 objects, so most hold two of one class)."""
+    return dict(num_videos=CROWDED_VIDEOS, seed=seed, max_objects=CROWDED_MAX_OBJECTS)
+
+
+# The phases in order: (name, recipe, generator arguments of its data); every crowded one has its own seed.
 PHASES = (
     ("coco", "demo_coco", dict(num_videos=COCO_IMAGES, seed=COCO_SEED, fmt="coco")),
     ("ytvis", "demo_ytvis", dict(num_videos=YTVIS_VIDEOS, seed=YTVIS_SEED)),
-    ("crowded", "demo_ytvis_crowded", dict(num_videos=CROWDED_VIDEOS, seed=CROWDED_SEED, max_objects=CROWDED_MAX_OBJECTS)),
+    ("crowded", "demo_ytvis_crowded", _crowded(CROWDED_SEED)),
     *(
-        (
-            f"crowded_more{k + 1}",
-            "demo_ytvis_crowded_more",
-            dict(num_videos=CROWDED_VIDEOS, seed=CROWDED_SEED + 1 + k, max_objects=CROWDED_MAX_OBJECTS),
-        )
-        for k in range(MORE_ROUNDS)
+        (f"crowded_more{k}", "demo_ytvis_crowded_more", _crowded(CROWDED_SEED + k))
+        for k in range(1, MORE_ROUNDS + 1)
     ),
-    (
-        "crowded_clips5",
-        "demo_ytvis_crowded_clips5",
-        dict(num_videos=CROWDED_VIDEOS, seed=CROWDED_SEED + 1 + MORE_ROUNDS, max_objects=CROWDED_MAX_OBJECTS),
-    ),
+    ("crowded_clips5", "demo_ytvis_crowded_clips5", _crowded(CROWDED_SEED + MORE_ROUNDS + 1)),
 )
 HELDOUT = dict(num_videos=HELDOUT_VIDEOS, seed=HELDOUT_SEED)
 
