@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -150,37 +151,49 @@ class VideoSegmenter:
         with self._autocast():
             return self.model.frame_states(x)
 
+    @torch.inference_mode()
+    def _encode(self, logits: torch.Tensor | None, ids: list[int]) -> tuple[list[int], list[RLE]]:
+        """One frame's mean mask logits ``(n, h, w)`` -> the tracks with a non-empty mask and their RLEs at the
+        output size."""
+        if logits is None:
+            return [], []
+        if kernels.reference_kernels(logits.device):
+            masks, areas = resized_mask_rles(logits, self.output_size)
+        else:  # resize, threshold and find the runs on the device; only run boundaries reach the host
+            up = F.interpolate(logits[None], size=self.output_size, mode="bilinear", align_corners=False)
+            masks, areas = encode_masks_torch(up[0] > 0)
+        keep = [i for i, a in enumerate(areas) if a > 0]
+        return [ids[i] for i in keep], [masks[i] for i in keep]
+
     def _emit(
         self, upto: int | None, frames: dict[int, tuple[np.ndarray, float | None]]
     ) -> Iterator[FrameInstances]:
         released = {f: (ids, logits) for f, ids, logits in self.tracker.pop_frames(upto)}
         last = self.num_frames if upto is None else upto
-        for f in sorted(i for i in frames if i < last):
-            image, timestamp = frames.pop(f)
-            ids, logits = released.get(f, ([], None))
-            masks: list[RLE] = []
-            if logits is not None:
-                if kernels.reference_kernels(logits.device):
-                    masks, areas = resized_mask_rles(logits, self.output_size)
-                    keep = [i for i, a in enumerate(areas) if a > 0]
-                else:  # resize, threshold and find the runs on the device; only run boundaries reach the host
-                    up = F.interpolate(
-                        logits[None], size=self.output_size, mode="bilinear", align_corners=False
-                    )
-                    masks, areas = encode_masks_torch(up[0] > 0)
-                    keep = [i for i, a in enumerate(areas) if a > 0]
-                ids, masks = [ids[i] for i in keep], [masks[i] for i in keep]
-            yield frame_instances(
-                f,
-                ids,
-                masks,
-                self.tracks,
-                self.model.config.categories,
-                size=self.output_size,
-                timestamp=timestamp,
-                image=image if self.keep_images else None,
-                provisional=upto is not None,
-            )
+        ready = sorted(i for i in frames if i < last)
+        jobs = [(logits, ids) for ids, logits in (released.get(f, ([], None)) for f in ready)]
+        workers = min(torch.get_num_threads(), len(ready))
+        with contextlib.ExitStack() as stack:
+            if workers > 1 and self.model.device.type == "cpu":
+                # Several frames at once (a window's last frames, the whole video when it fits one window):
+                # their masks are encoded on the CPU threads side by side (the array work releases the GIL).
+                pool = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="ifc-masks"))
+                encoded = pool.map(lambda job: self._encode(*job), jobs)
+            else:
+                encoded = (self._encode(*job) for job in jobs)
+            for f, (ids, masks) in zip(ready, encoded):
+                image, timestamp = frames.pop(f)
+                yield frame_instances(
+                    f,
+                    ids,
+                    masks,
+                    self.tracks,
+                    self.model.config.categories,
+                    size=self.output_size,
+                    timestamp=timestamp,
+                    image=image if self.keep_images else None,
+                    provisional=upto is not None,
+                )
 
     @torch.inference_mode()
     def run(self, frames: Iterable[np.ndarray | tuple[np.ndarray, float | None]]) -> Iterator[FrameInstances]:
