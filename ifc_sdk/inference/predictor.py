@@ -88,7 +88,9 @@ class VideoSegmenter:
             heads run on as many frames at a time.
 
     For an `IFC` on CUDA the backbone runs in channels_last (NHWC) with FrozenBN folded into the convolutions
-    (see `EagerClipModel`); the CPU path is the reference's computation.
+    (see `EagerClipModel`); the CPU path is the reference's computation. On the CPU, frames released together
+    (the last window's, or a whole video that fits one window) have their masks encoded on
+    ``torch.get_num_threads()`` threads.
     """
 
     def __init__(
