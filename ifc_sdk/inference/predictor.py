@@ -154,7 +154,7 @@ class VideoSegmenter:
             return self.model.frame_states(x)
 
     @torch.inference_mode()
-    def _encode(self, logits: torch.Tensor | None, ids: list[int]) -> tuple[list[int], list[RLE]]:
+    def _encode(self, ids: list[int], logits: torch.Tensor | None) -> tuple[list[int], list[RLE]]:
         """One frame's mean mask logits ``(n, h, w)`` -> the tracks with a non-empty mask and their RLEs at the
         output size."""
         if logits is None:
@@ -173,29 +173,28 @@ class VideoSegmenter:
         released = {f: (ids, logits) for f, ids, logits in self.tracker.pop_frames(upto)}
         last = self.num_frames if upto is None else upto
         ready = sorted(i for i in frames if i < last)
-        jobs = [(logits, ids) for ids, logits in (released.get(f, ([], None)) for f in ready)]
-        workers = min(torch.get_num_threads(), len(ready))
-        with contextlib.ExitStack() as stack:
-            if workers > 1 and self.model.device.type == "cpu":
-                # Several frames at once (a window's last frames, the whole video when it fits one window):
-                # their masks are encoded on the CPU threads side by side (the array work releases the GIL).
-                pool = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="ifc-masks"))
-                encoded = pool.map(lambda job: self._encode(*job), jobs)
-            else:
-                encoded = (self._encode(*job) for job in jobs)
-            for f, (ids, masks) in zip(ready, encoded):
-                image, timestamp = frames.pop(f)
-                yield frame_instances(
-                    f,
-                    ids,
-                    masks,
-                    self.tracks,
-                    self.model.config.categories,
-                    size=self.output_size,
-                    timestamp=timestamp,
-                    image=image if self.keep_images else None,
-                    provisional=upto is not None,
-                )
+        jobs = [released.get(f, ([], None)) for f in ready]  # (track ids, mean logits) per frame
+        workers = min(torch.get_num_threads(), len(jobs))
+        if workers > 1 and self.model.device.type == "cpu":
+            # Several frames at once (a window's last frames, the whole video when it fits one window): their
+            # masks are encoded on the CPU threads side by side (the array work releases the GIL).
+            with ThreadPoolExecutor(workers, thread_name_prefix="ifc-masks") as pool:
+                encoded = list(pool.map(lambda job: self._encode(*job), jobs))
+        else:
+            encoded = (self._encode(*job) for job in jobs)
+        for f, (ids, masks) in zip(ready, encoded):
+            image, timestamp = frames.pop(f)
+            yield frame_instances(
+                f,
+                ids,
+                masks,
+                self.tracks,
+                self.model.config.categories,
+                size=self.output_size,
+                timestamp=timestamp,
+                image=image if self.keep_images else None,
+                provisional=upto is not None,
+            )
 
     @torch.inference_mode()
     def run(self, frames: Iterable[np.ndarray | tuple[np.ndarray, float | None]]) -> Iterator[FrameInstances]:

@@ -231,6 +231,9 @@ _DEMO_CROWDED = {
     "test_size": 320,
 }
 
+# The demo's last phases: the crowded clips with 5 frames instead of 3.
+_DEMO_CLIPS5 = {**_DEMO_CROWDED, "num_frames": 5}
+
 RECIPES: dict[str, Recipe] = {
     # projects/IFC/configs/base_coco.yaml (STEPS (739200,), MAX_ITER 1108800).
     "r50_coco": Recipe(name="r50_coco", preset="r50", max_iter=1108800, steps=(739200,), **_COCO),
@@ -289,13 +292,7 @@ RECIPES: dict[str, Recipe] = {
     # clip shows more of how two objects of one class move apart (the model is tested on windows of 7). On 8
     # validation seeds (window 7): 0.795 before, 0.801 after; another 3-frame round instead: 0.794.
     "demo_ytvis_crowded_clips5": Recipe(
-        **{
-            **_DEMO_CROWDED,
-            "name": "demo_ytvis_crowded_clips5",
-            "num_frames": 5,
-            "max_iter": 3000,
-            "steps": (2400,),
-        }
+        **{**_DEMO_CLIPS5, "name": "demo_ytvis_crowded_clips5", "max_iter": 3000, "steps": (2400,)}
     ),
     # Demo stage 2, next phase, from the demo_ytvis_crowded_clips5 model: the same clips with their frames
     # drawn within 20 frames of the reference frame (the reference's SAMPLING_FRAME_RANGE) instead of 10, so a
@@ -303,9 +300,8 @@ RECIPES: dict[str, Recipe] = {
     # validation seeds (window 7): 0.801 before, 0.815 after.
     "demo_ytvis_crowded_range20": Recipe(
         **{
-            **_DEMO_CROWDED,
+            **_DEMO_CLIPS5,
             "name": "demo_ytvis_crowded_range20",
-            "num_frames": 5,
             "frame_range": 20,
             "max_iter": 3000,
             "steps": (2400,),
@@ -315,9 +311,8 @@ RECIPES: dict[str, Recipe] = {
     # frame (most clips then span the whole video), 2000 iterations. On 8 validation seeds: 0.815 -> 0.817.
     "demo_ytvis_crowded_range30": Recipe(
         **{
-            **_DEMO_CROWDED,
+            **_DEMO_CLIPS5,
             "name": "demo_ytvis_crowded_range30",
-            "num_frames": 5,
             "frame_range": 30,
             "max_iter": 2000,
             "steps": (1600,),
