@@ -156,12 +156,15 @@ def test_demo_recipes_are_the_two_stages_scaled_down() -> None:
     range20 = get_recipe("demo_ytvis_crowded_range20")  # then frames from the reference's range of 20
     assert dataclasses.replace(range20, name=clips5.name, frame_range=10) == clips5
     assert range20.frame_range == get_recipe("r50_ytvis").frame_range == 20
-    range30 = get_recipe("demo_ytvis_crowded_range30")  # last: 30 frames either side, a shorter schedule
+    range30 = get_recipe("demo_ytvis_crowded_range30")  # then 30 frames either side, a shorter schedule
     assert (
         dataclasses.replace(range30, name=range20.name, frame_range=20, max_iter=3000, steps=(2400,))
         == range20
     )
     assert (range30.frame_range, range30.max_iter, range30.steps) == (30, 2000, (1600,))
+    polish = get_recipe("demo_ytvis_crowded_polish")  # last: the same schedule at 0.3x the LR
+    assert dataclasses.replace(polish, name=range30.name, base_lr=1e-4) == range30
+    assert polish.base_lr == pytest.approx(3e-5)
     assert set(RECIPES) == {
         "r50_coco",
         "r101_coco",
@@ -174,6 +177,7 @@ def test_demo_recipes_are_the_two_stages_scaled_down() -> None:
         "demo_ytvis_crowded_clips5",
         "demo_ytvis_crowded_range20",
         "demo_ytvis_crowded_range30",
+        "demo_ytvis_crowded_polish",
     }
     for name in ("r50_coco", "r101_coco", "r50_ytvis", "r101_ytvis"):
         assert get_recipe(name).size_divisibility == 0 and not get_recipe(name).calibrate_bn
