@@ -273,6 +273,7 @@ def segment_video(
     output_size: tuple[int, int] | None = None,
     device: str | torch.device | None = None,
     precision: str = "fp32",
+    mask_resize: str = "reference",
     progress: bool = True,
     stream: bool = False,
     keep_masks: bool | None = None,
@@ -306,6 +307,9 @@ def segment_video(
         output_size: ``(height, width)`` of the masks; default the displayed size of the source.
         device: where the model runs (default: the model's device for a loaded model, else CUDA if available).
         precision: "fp32", "bf16" or "fp16" (autocast on the model's device).
+        mask_resize: "reference" (default, the reference's masks) or "aligned" (without the reference's
+            shift towards the top-left where the network input's side is not a multiple of 8; see
+            `ifc_sdk.inference.predictor.VideoSegmenter`).
         progress: show a tqdm bar (frames, fps; without a total for sources of unknown length).
         stream: return a `VideoStream` that yields each frame's final masks as soon as they are known.
         keep_masks: with ``stream``, keep the masks for `VideoStream.result`; default: yes, except for live
@@ -360,6 +364,7 @@ def segment_video(
             precision=precision,
             keep_images=keep_frames,
             source=reader.path,
+            mask_resize=mask_resize,
         )
     except BaseException:
         reader.close()

@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         device=args.device,
         precision=args.precision,
+        mask_resize=args.mask_resize,
         limit=args.limit,
         resume=args.resume,
         multi_class=not args.single_class,

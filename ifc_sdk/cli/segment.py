@@ -48,6 +48,13 @@ def add_inference_arguments(parser: argparse.ArgumentParser, *, default_model: s
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    parser.add_argument(
+        "--mask-resize",
+        choices=("reference", "aligned"),
+        default="reference",
+        help="reference (default): masks as the reference makes them; aligned: without its shift towards the "
+        "top-left where the network input's side is not a multiple of 8",
+    )
 
 
 def resolve_inference_arguments(args: argparse.Namespace, model=None) -> None:
@@ -148,6 +155,7 @@ def segment_one(
         stride=args.stride,
         size=args.size or None,
         precision=args.precision,
+        mask_resize=args.mask_resize,
         progress=not args.quiet,
         stream=True,
         keep_masks=True,
@@ -219,6 +227,7 @@ def summarize(
             "stride": args.stride,
             "size": args.size or None,
             "precision": args.precision,
+            "mask_resize": args.mask_resize,
             "score_threshold": args.score_threshold,
         },
         "frames": result.num_frames,

@@ -152,6 +152,7 @@ def _predict_video(model: IFC, video: VideoRecord, settings: dict, category_ids)
         size=settings["size"] or None,
         output_size=(video.height, video.width),
         precision=settings["precision"],
+        mask_resize=settings["mask_resize"],
     )
     result = collect(segmenter, segmenter.run(_frames(video)))
     return to_ytvis_results(
@@ -228,6 +229,7 @@ def predict_dataset(
     size: int | None = None,
     device: str | torch.device | None = None,
     precision: str = "fp32",
+    mask_resize: str = "reference",
     limit: int | None = None,
     resume: bool = True,
     multi_class: bool = True,
@@ -245,6 +247,7 @@ def predict_dataset(
             model's recommended setting (`inference_defaults`).
         device: default ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU.
         precision: "fp32", "bf16" or "fp16".
+        mask_resize: "reference" or "aligned" (see `ifc_sdk.inference.predictor.VideoSegmenter`).
         limit: only the first ``limit`` videos of the split.
         resume: skip videos whose part was written with the same settings by an earlier run (a model given
             as a loaded `IFC` is not fingerprinted: pass ``resume=False`` after changing its weights).
@@ -257,7 +260,7 @@ def predict_dataset(
         The path of the results JSON (written by rank 0; every rank returns once it exists).
     """
     from ifc_sdk.api import load_model
-    from ifc_sdk.inference.predictor import PRECISIONS, check_window
+    from ifc_sdk.inference.predictor import PRECISIONS, check_mask_resize, check_window
 
     out = Path(out)
     if out.suffix.lower() == ".zip":
@@ -268,6 +271,7 @@ def predict_dataset(
         "stride": defaults["stride"] if stride is None else stride,
         "size": defaults["size"] if size is None else size,
         "precision": precision,
+        "mask_resize": check_mask_resize(mask_resize),
         "multi_class": bool(multi_class),
         "threshold": float(threshold),
     }

@@ -26,7 +26,7 @@ from ifc_sdk.inference.clip_model import ClipModel, EagerClipModel, as_clip_mode
 from ifc_sdk.inference.preprocess import resize_frames, resized_shape, to_tensor
 from ifc_sdk.inference.rle import encode_masks_torch
 from ifc_sdk.inference.tracker import ClipTracker
-from ifc_sdk.inference.upsample import resized_mask_rles
+from ifc_sdk.inference.upsample import aligned_extent, resized_mask_rles
 from ifc_sdk.modeling import kernels
 from ifc_sdk.modeling.ifc import IFC
 from ifc_sdk.results import RLE, FrameInstances, Track, VideoResult, frame_instances
@@ -70,6 +70,16 @@ def check_output_size(output_size: tuple[int, int] | None) -> tuple[int, int] | 
     )
 
 
+MASK_RESIZES = ("reference", "aligned")
+
+
+def check_mask_resize(mask_resize: str) -> str:
+    """``mask_resize`` if it is one of `MASK_RESIZES`, else a `ConfigError`."""
+    if mask_resize not in MASK_RESIZES:
+        raise ConfigError(f"mask_resize must be one of {', '.join(MASK_RESIZES)}, got {mask_resize!r}")
+    return mask_resize
+
+
 class VideoSegmenter:
     """Streaming IFC inference over a sequence of RGB frames.
 
@@ -86,6 +96,11 @@ class VideoSegmenter:
             activations are reused by the allocator instead of being page-faulted in afresh, 16 elsewhere);
             batches of one frame are avoided. For an `IFC` on the CPU the per-frame parts of each window's
             heads run on as many frames at a time.
+        mask_resize: how stride-8 mask logits become masks at the output size. "reference" (default): the
+            reference's resize of the whole ``(ceil(h/8), ceil(w/8))`` map straight to the output size, which
+            where the network input's side is not a multiple of 8 shifts masks towards the top-left (by up to
+            7 input pixels at the far edges); "aligned": each cell over the input pixels it saw
+            (`ifc_sdk.inference.upsample.aligned_extent`). The same where both sides are multiples of 8.
 
     For an `IFC` on CUDA the backbone runs in channels_last (NHWC) with FrozenBN folded into the convolutions
     (see `EagerClipModel`); the CPU path is the reference's computation. On the CPU, frames released together
@@ -106,8 +121,10 @@ class VideoSegmenter:
         keep_images: bool = False,
         source: str | None = None,
         batch_frames: int | None = None,
+        mask_resize: str = "reference",
     ) -> None:
         self.window, self.stride = check_window(window, stride)
+        self.mask_resize = check_mask_resize(mask_resize)
         if batch_frames is not None:
             batch_frames = positive_int(batch_frames, "batch_frames", "number of frames")
         if precision not in PRECISIONS:
@@ -131,6 +148,7 @@ class VideoSegmenter:
         self.tracker = ClipTracker(self.window)
         self.num_frames = 0
         self.input_size: tuple[int, int] | None = None
+        self.network_size: tuple[int, int] | None = None  # (h, w) of the frames the model sees
 
     @property
     def tracks(self):
@@ -150,6 +168,7 @@ class VideoSegmenter:
         if self.size is not None:
             h, w = x.shape[-2:]
             x = resize_frames(x, resized_shape(h, w, self.size, self.max_size))  # (n, 3, h', w') uint8
+        self.network_size = tuple(x.shape[-2:])
         with self._autocast():
             return self.model.frame_states(x)
 
@@ -159,11 +178,15 @@ class VideoSegmenter:
         output size."""
         if logits is None:
             return [], []
+        height, width = self.output_size
+        covers = self.output_size
+        if self.mask_resize == "aligned":
+            covers = aligned_extent(tuple(logits.shape[-2:]), self.network_size, self.output_size)
         if kernels.reference_kernels(logits.device):
-            masks, areas = resized_mask_rles(logits, self.output_size)
+            masks, areas = resized_mask_rles(logits, self.output_size, covers)
         else:  # resize, threshold and find the runs on the device; only run boundaries reach the host
-            up = F.interpolate(logits[None], size=self.output_size, mode="bilinear", align_corners=False)
-            masks, areas = encode_masks_torch(up[0] > 0)
+            up = F.interpolate(logits[None], size=covers, mode="bilinear", align_corners=False)
+            masks, areas = encode_masks_torch(up[0, :, :height, :width] > 0)
         keep = [i for i, a in enumerate(areas) if a > 0]
         return [ids[i] for i in keep], [masks[i] for i in keep]
 
@@ -324,6 +347,7 @@ def segment_frames(
     max_size: int = 1333,
     output_size: tuple[int, int] | None = None,
     precision: str = "fp32",
+    mask_resize: str = "reference",
 ) -> VideoResult:
     """Segment and track the instances of frames held in memory.
 
@@ -335,6 +359,7 @@ def segment_frames(
         size: short side the frames are resized to (long side at most ``max_size``); None keeps them.
         output_size: ``(height, width)`` of the masks; defaults to the frames' size.
         precision: "fp32", or "bf16" / "fp16" autocast.
+        mask_resize: "reference" or "aligned" (see `VideoSegmenter`).
 
     Returns:
         A `VideoResult`; ``result.predictions()`` gives the reference's output list.
@@ -352,5 +377,6 @@ def segment_frames(
         max_size=max_size,
         output_size=output_size,
         precision=precision,
+        mask_resize=mask_resize,
     )
     return collect(segmenter, segmenter.run(iter(frames)))

@@ -30,38 +30,43 @@ from ifc_sdk.inference.rle import encode_masks_torch, rles_from_run_starts
 from ifc_sdk.results import RLE
 
 
-def _first_past(crossings: np.ndarray, rising: np.ndarray, cells: int, size: int) -> np.ndarray:
+def _first_past(crossings: np.ndarray, rising: np.ndarray, cells: int, size: int, full: int) -> np.ndarray:
     """int64: for each zero crossing of a column profile (in cell units, ``>= 0``), the index of the first of
-    the ``size`` output samples past it, in ``[0, size]``: at a position ``> crossing`` where the profile rises
-    (a sample exactly at the crossing is 0, not ``> 0``), ``>= crossing`` where it falls.
+    the first ``size`` of ``full`` output samples past it, in ``[0, size]``: at a position ``> crossing``
+    where the profile rises (a sample exactly at the crossing is 0, not ``> 0``), ``>= crossing`` where it
+    falls; ``size`` when no kept sample is past it.
 
     Sample ``y`` is at ``max(scale * (y + 0.5) - 0.5, 0)`` with the reference's float32 ``scale = cells /
-    size``; the clamped samples (at 0) are past no crossing, since crossings where the profile falls are > 0.
+    full``; the clamped samples (at 0) are past no crossing, since crossings where the profile falls are > 0.
     """
-    scale = np.float64(np.float32(cells) / np.float32(size))
+    scale = np.float64(np.float32(cells) / np.float32(full))
     index = (crossings + 0.5) / scale - 0.5  # fractional sample index of the crossing
     below = np.floor(index)
     return np.clip(below + (rising | (index != below)), 0, size).astype(np.int64)
 
 
-def resized_mask_rles(logits: torch.Tensor, size: tuple[int, int]) -> tuple[list[RLE], np.ndarray]:
+def resized_mask_rles(
+    logits: torch.Tensor, size: tuple[int, int], covers: tuple[int, int] | None = None
+) -> tuple[list[RLE], np.ndarray]:
     """``logits (n, h, w)`` float (a map all NaN = no prediction) -> the compressed COCO RLEs of the ``n``
-    masks ``resize(logits, size) > 0`` (bilinear, ``align_corners=False``) and their areas (int64 ``(n,)``)."""
+    masks ``resize(logits, covers)[:, :size[0], :size[1]] > 0`` (bilinear, ``align_corners=False``) and their
+    areas (int64 ``(n,)``). ``covers``: the output extent the maps span (default ``size``, the reference's
+    straight resize; see `aligned_extent`)."""
     n, h, w = logits.shape
     height, width = size
+    full_height, full_width = covers or size
     if n == 0:
         return [], np.zeros(0, dtype=np.int64)
     logits = logits.detach().cpu().float()
     nan = torch.isnan(logits)
     if (nan.any((1, 2)) & ~nan.all((1, 2))).any():  # NaN spreads through the interpolation: do it in full
-        return encode_masks_torch(
-            F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0] > 0
-        )
+        up = F.interpolate(logits[None], size=(full_height, full_width), mode="bilinear", align_corners=False)
+        return encode_masks_torch(up[0, :, :height, :width] > 0)
     logits = logits.masked_fill(nan, -1.0)  # maps all NaN: empty, as in the reference
     # Along x, on the transposed maps (identity along y): each column's h values come out contiguous.
     columns = F.interpolate(
-        logits.transpose(1, 2)[None], size=(width, h), mode="bilinear", align_corners=False
-    )[0]  # (n, W, h)
+        logits.transpose(1, 2)[None], size=(full_width, h), mode="bilinear", align_corners=False
+    )[0, :, :width].contiguous()  # (n, W, h)
     on = columns > 0
     # Sign changes between cells g and g + 1 of a column; in flat (track, x, g) order they are in COCO order.
     index = torch.nonzero((on[..., 1:] != on[..., :-1]).view(-1)).squeeze(1).numpy()
@@ -69,7 +74,7 @@ def resized_mask_rles(logits: torch.Tensor, size: tuple[int, int]) -> tuple[list
     values = columns.view(-1).numpy()
     a = values[column * h + g].astype(np.float64)
     b = values[column * h + g + 1].astype(np.float64)
-    y = _first_past(g + a / (a - b), a <= 0, h, height)
+    y = _first_past(g + a / (a - b), a <= 0, h, height, full_height)
     # Changes before the first sample or after the last one give those samples their signs.
     flips_first = np.bincount(column[y == 0], minlength=n * width) % 2 == 1
     flips_last = np.bincount(column[y == height], minlength=n * width) % 2 == 1
@@ -88,3 +93,14 @@ def resized_mask_rles(logits: torch.Tensor, size: tuple[int, int]) -> tuple[list
         key = key[start[odd]]
     pixels = height * width
     return rles_from_run_starts(key // pixels, key % pixels, first[::width], size)
+
+
+def aligned_extent(
+    cells: tuple[int, int], network: tuple[int, int], size: tuple[int, int]
+) -> tuple[int, int]:
+    """The output extent, in pixels of ``size``, that stride-8 maps of ``cells`` (``ceil(h/8), ceil(w/8)``)
+    span for a network input of ``network`` (h, w): ``8 * cells`` input pixels, more than the input where it
+    is not a multiple of 8. Resizing the maps to this extent and keeping the top-left ``size`` puts each cell
+    over the pixels it saw; the reference resizes them straight to ``size``, which shifts masks towards the
+    top-left, by up to 7 input pixels at the bottom and right edges."""
+    return tuple(max(round(8 * c * s / n), s) for c, n, s in zip(cells, network, size, strict=True))  # type: ignore[return-value]

@@ -147,14 +147,26 @@ def test_inference_settings_come_from_the_models_manifest_entry(tmp_path, capsys
         "stride": 1,
         "size": 320,
     }
-    run_cli(capsys, "v.mp4", "--model", "shapes-demo", "--out", str(tmp_path), "--size", "0", "--window", "3")
-    assert {k: fake_segment[1][1][k] for k in ("window", "stride", "size")} == {
+    assert fake_segment[0][1]["mask_resize"] == "reference"
+    run_cli(
+        capsys, "v.mp4", "--model", "shapes-demo", "--out", str(tmp_path), "--size", "0", "--window", "3",
+        "--mask-resize", "aligned",
+    )  # fmt: skip
+    assert {k: fake_segment[1][1][k] for k in ("window", "stride", "size", "mask_resize")} == {
         "window": 3,
         "stride": 1,
         "size": None,
+        "mask_resize": "aligned",
     }
     settings = json.loads((tmp_path / "v" / "summary.json").read_text())["settings"]
-    assert settings == {"window": 3, "stride": 1, "size": None, "precision": "fp32", "score_threshold": 0.0}
+    assert settings == {
+        "window": 3,
+        "stride": 1,
+        "size": None,
+        "precision": "fp32",
+        "mask_resize": "aligned",
+        "score_threshold": 0.0,
+    }
 
 
 def test_score_threshold_applies_to_every_output_and_is_recorded(tmp_path, capsys, fake_segment):
@@ -363,5 +375,6 @@ def test_real_glob_source_and_a_model_folder(tmp_path, capsys):
         "stride": 1,
         "size": None,
         "precision": "fp32",
+        "mask_resize": "reference",
         "score_threshold": 0.0,
     }

@@ -156,6 +156,10 @@ def test_resume_redoes_only_missing_videos(setup, tmp_path, monkeypatch):
     predict_dataset(setup.data, out, model=setup.model, **{**FAST, "window": 2})
     assert done == [1, 2, 3, 4]
 
+    done.clear()
+    predict_dataset(setup.data, out, model=setup.model, mask_resize="aligned", **{**FAST, "window": 2})
+    assert done == [1, 2, 3, 4]
+
 
 def test_limit_and_single_class(setup, tmp_path):
     multi = _load(predict_dataset(setup.data, tmp_path / "m.json", model=setup.model, limit=2, **FAST))
@@ -181,6 +185,8 @@ def test_limit_and_single_class(setup, tmp_path):
         predict_dataset(setup.data, tmp_path / "x.json", model=setup.model, limit=0, **FAST)
     with pytest.raises(ConfigError):
         predict_dataset(setup.data, tmp_path / "x.zip", model=setup.model, **FAST)
+    with pytest.raises(ConfigError, match="mask_resize"):
+        predict_dataset(setup.data, tmp_path / "x.json", model=setup.model, mask_resize="crop", **FAST)
 
 
 def test_cli(setup, tmp_path, capsys):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from pycocotools import mask as mask_utils
 
-from ifc_sdk.inference.upsample import resized_mask_rles
+from ifc_sdk.inference.upsample import aligned_extent, resized_mask_rles
 from ifc_sdk.results import decode_masks, encode_masks
 
 
@@ -110,3 +110,40 @@ def test_random_maps_differ_only_within_rounding_of_zero(seed):
     differ = ours != decode_masks(ref)
     assert np.abs(up.numpy()[differ]).max(initial=0.0) < 1e-5
     assert differ.sum() <= 2
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "size", "covers"),
+    [
+        (36, 51, (160, 224), (160, 227)),  # size 288 on 160x224: 403 input columns, 408 seen
+        (40, 72, (720, 1280), (720, 1296)),  # size 320 on 720p: 569 input columns, 576 seen
+        (13, 19, (39, 57), (45, 60)),  # both sides cropped
+        (7, 9, (7, 9), (7, 9)),  # nothing to crop: the reference's resize
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_maps_spanning_more_than_the_output_are_cropped(h, w, size, covers, seed):
+    logits = sample_logits(h, w, seed)
+    logits[0] = 0.5  # no NaN map here: the crossing path throughout
+    up = F.interpolate(logits[None], size=covers, mode="bilinear", align_corners=False)[
+        0, :, : size[0], : size[1]
+    ]
+    ours, areas = resized_mask_rles(logits, size, covers)
+    assert all(r["size"] == list(size) for r in ours)
+    np.testing.assert_array_equal(areas, mask_utils.area(ours))
+    differ = decode_masks(ours) != (up > 0).numpy()
+    assert differ.sum() <= 1 and np.abs(up.numpy()[differ]).max(initial=0.0) < 1e-5
+    nan = logits.clone()
+    nan[1, 2, 3] = float("nan")  # the whole-map path crops the same way
+    up = F.interpolate(nan[None], size=covers, mode="bilinear", align_corners=False)[
+        0, :, : size[0], : size[1]
+    ]
+    np.testing.assert_array_equal(decode_masks(resized_mask_rles(nan, size, covers)[0]), (up > 0).numpy())
+
+
+def test_aligned_extent_is_what_the_stride_8_cells_saw():
+    # 160x224 frames at size 288 -> 288x403 input; ceil(/8) = 36x51 cells see 288x408 input pixels, which are
+    # 160 x 408 * 224 / 403 = 226.8 output pixels.
+    assert aligned_extent((36, 51), (288, 403), (160, 224)) == (160, 227)
+    assert aligned_extent((40, 56), (320, 448), (160, 224)) == (160, 224)  # multiples of 8: no change
+    assert aligned_extent((40, 72), (320, 569), (720, 1280)) == (720, 1296)  # 576 * 1280 / 569 = 1295.7
