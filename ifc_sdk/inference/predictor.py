@@ -179,9 +179,9 @@ class VideoSegmenter:
         if logits is None:
             return [], []
         height, width = self.output_size
-        covers = self.output_size
+        covers = self.output_size  # the reference: each map spans exactly the output
         if self.mask_resize == "aligned":
-            covers = aligned_extent(tuple(logits.shape[-2:]), self.network_size, self.output_size)
+            covers = aligned_extent(logits.shape[-2:], self.network_size, self.output_size)
         if kernels.reference_kernels(logits.device):
             masks, areas = resized_mask_rles(logits, self.output_size, covers)
         else:  # resize, threshold and find the runs on the device; only run boundaries reach the host

@@ -103,4 +103,5 @@ def aligned_extent(
     is not a multiple of 8. Resizing the maps to this extent and keeping the top-left ``size`` puts each cell
     over the pixels it saw; the reference resizes them straight to ``size``, which shifts masks towards the
     top-left, by up to 7 input pixels at the bottom and right edges."""
-    return tuple(max(round(8 * c * s / n), s) for c, n, s in zip(cells, network, size, strict=True))  # type: ignore[return-value]
+    (h, w), (net_h, net_w), (height, width) = cells, network, size
+    return max(round(8 * h * height / net_h), height), max(round(8 * w * width / net_w), width)

@@ -231,8 +231,9 @@ _DEMO_CROWDED = {
     "test_size": 320,
 }
 
-# The demo's last phases: the crowded clips with 5 frames instead of 3.
+# The demo's last phases: the crowded clips with 5 frames instead of 3; the last two drawn within 30 frames.
 _DEMO_CLIPS5 = {**_DEMO_CROWDED, "num_frames": 5}
+_DEMO_RANGE30 = {**_DEMO_CLIPS5, "frame_range": 30, "max_iter": 2000, "steps": (1600,)}
 
 RECIPES: dict[str, Recipe] = {
     # projects/IFC/configs/base_coco.yaml (STEPS (739200,), MAX_ITER 1108800).
@@ -309,26 +310,11 @@ RECIPES: dict[str, Recipe] = {
     ),
     # Demo stage 2, next phase, from the demo_ytvis_crowded_range20 model: frames within 30 of the reference
     # frame (most clips then span the whole video), 2000 iterations. On 8 validation seeds: 0.815 -> 0.817.
-    "demo_ytvis_crowded_range30": Recipe(
-        **{
-            **_DEMO_CLIPS5,
-            "name": "demo_ytvis_crowded_range30",
-            "frame_range": 30,
-            "max_iter": 2000,
-            "steps": (1600,),
-        }
-    ),
+    "demo_ytvis_crowded_range30": Recipe(**{**_DEMO_RANGE30, "name": "demo_ytvis_crowded_range30"}),
     # Demo stage 2, last phase, from the demo_ytvis_crowded_range30 model: the same clips at 0.3x its LR on
     # fresh crowded videos. On 8 validation seeds: 0.817 -> 0.824 (clips of 7 frames instead: 0.818).
     "demo_ytvis_crowded_polish": Recipe(
-        **{
-            **_DEMO_CLIPS5,
-            "name": "demo_ytvis_crowded_polish",
-            "frame_range": 30,
-            "base_lr": 3e-5,
-            "max_iter": 2000,
-            "steps": (1600,),
-        }
+        **{**_DEMO_RANGE30, "name": "demo_ytvis_crowded_polish", "base_lr": 3e-5}
     ),
 }
 
