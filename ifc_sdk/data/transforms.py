@@ -179,6 +179,9 @@ class YTVISClipMapper(_ClipMapper):
         frame_range: the other frames are drawn within this distance of the reference frame.
         min_sizes: short-side choices (one per clip); max_size: cap of the long side.
         flip_prob: probability of flipping the whole clip horizontally.
+        crop_range: ``absolute_range`` crop side range, or None (the reference recipe: no crop). Not in the
+            reference's video recipe: one box per clip, the same in every frame, before the resize, so objects
+            are cut by the box's edges as they are by the frame's when they enter or leave.
     """
 
     def __init__(
@@ -190,16 +193,23 @@ class YTVISClipMapper(_ClipMapper):
         min_sizes: Sequence[int] = YTVIS_MIN_SIZES,
         max_size: int = 1333,
         flip_prob: float = 0.5,
+        crop_range: tuple[int, int] | None = None,
     ) -> None:
         super().__init__(class_index, min_sizes, max_size, flip_prob)
         self.num_frames = num_frames
         self.frame_range = frame_range
+        self.crop_range = crop_range
 
     def __call__(self, video: VideoRecord, rng: random.Random) -> dict[str, Any]:
         """One augmented clip of ``video``; ``frames`` is uint8 ``(T, 3, H, W)``."""
         frame_indices = sample_frame_indices(len(video), self.num_frames, self.frame_range, rng)
-        size = resized_shape(video.height, video.width, rng.choice(self.min_sizes), self.max_size)
-        tf = FrameTransform(crop=None, size=size, hflip=rng.random() < self.flip_prob)
+        crop, (h, w) = None, (video.height, video.width)
+        if self.crop_range:  # drawn only when enabled, so recipes without a crop draw what they always drew
+            crop_h, crop_w = random_crop_size(h, w, self.crop_range, rng)
+            crop = (rng.randint(0, h - crop_h), rng.randint(0, w - crop_w), crop_h, crop_w)
+            h, w = crop_h, crop_w
+        size = resized_shape(h, w, rng.choice(self.min_sizes), self.max_size)
+        tf = FrameTransform(crop=crop, size=size, hflip=rng.random() < self.flip_prob)
         instances = sorted(
             (i for i in video.instances if not i.iscrowd and any(i.is_present(f) for f in frame_indices)),
             key=lambda i: i.id,

@@ -84,10 +84,10 @@ def build_mapper(recipe: Recipe, class_index: dict[int, int]) -> Mapper:
             max_size=recipe.max_size,
             flip_prob=flip_prob,
         )
-    if recipe.flip == "horizontal" or recipe.min_size_sampling != "choice_by_clip" or recipe.crop is not None:
+    if recipe.flip == "horizontal" or recipe.min_size_sampling != "choice_by_clip":
         raise ConfigError(
-            "video clips support min_size_sampling 'choice_by_clip', flip 'flip_by_clip' or "
-            "'none', and no crop (the reference YouTube-VIS recipe)"
+            "video clips support min_size_sampling 'choice_by_clip' and flip 'flip_by_clip' or 'none' "
+            "(the reference YouTube-VIS recipe)"
         )
     return YTVISClipMapper(
         class_index,
@@ -96,6 +96,7 @@ def build_mapper(recipe: Recipe, class_index: dict[int, int]) -> Mapper:
         min_sizes=recipe.min_sizes,
         max_size=recipe.max_size,
         flip_prob=flip_prob,
+        crop_range=recipe.crop,
     )
 
 

@@ -141,6 +141,52 @@ def test_ytvis_mapper_clip_layout_and_flip_by_clip(ytvis: YTVISDataset) -> None:
     assert flips == {False, True}
 
 
+def test_ytvis_mapper_crops_every_frame_of_a_clip_with_one_box(ytvis: YTVISDataset) -> None:
+    """The optional clip crop: one box per clip, applied to frames and masks alike before the resize; objects
+    it cuts away keep their class with id -1; without it the mapper draws what it always drew."""
+    plain = YTVISClipMapper(ytvis.class_index, num_frames=3, min_sizes=(64,), flip_prob=0.0)
+    cropped = YTVISClipMapper(
+        ytvis.class_index, num_frames=3, min_sizes=(64,), flip_prob=0.0, crop_range=(24, 40)
+    )
+    boxes, cut_away = set(), 0
+    for seed in range(12):
+        video = ytvis[seed % len(ytvis)]
+        clip = cropped(video, random.Random(seed))
+        # replay the draws: frame indices, then the box's size and position
+        rng = random.Random(seed)
+        frames = sample_frame_indices(len(video), 3, 20, rng)
+        crop_h, crop_w = random_crop_size(48, 80, (24, 40), rng)
+        box = (rng.randint(0, 48 - crop_h), rng.randint(0, 80 - crop_w), crop_h, crop_w)
+        assert 24 <= crop_h <= 40 and 24 <= crop_w <= 40 and clip["frame_indices"] == frames
+        boxes.add(box)
+        tf = FrameTransform(box, resized_shape(crop_h, crop_w, 64, 1333), False)
+        assert tuple(clip["frames"].shape[-2:]) == tf.size
+        tracks = {tr.id: tr for tr in video.instances}
+        ids = sorted(i.id for i in video.instances if any(i.is_present(f) for f in frames))
+        for i, frame in enumerate(frames):
+            image = torch.from_numpy(tf.apply_image(video.read_frame(frame))).permute(2, 0, 1)
+            assert torch.equal(clip["frames"][i], image)
+            inst = clip["instances"][i]
+            for row, inst_id in enumerate(ids):
+                if not tracks[inst_id].is_present(frame):
+                    continue
+                expected = tf.apply_mask(tracks[inst_id].mask(frame))
+                assert torch.equal(inst["gt_masks"][row], torch.from_numpy(expected))
+                assert inst["gt_ids"][row] == (inst_id if expected.any() else -1)
+                cut_away += not expected.any()
+    assert len(boxes) == 12 and cut_away > 0
+    # no crop: nothing more is drawn (the frames follow the frame indices directly) and whole frames are resized
+    video = ytvis[0]
+    clip = plain(video, random.Random(3))
+    frames = sample_frame_indices(len(video), 3, 20, random.Random(3))
+    tf = FrameTransform(None, resized_shape(48, 80, 64, 1333), False)
+    assert clip["frame_indices"] == frames
+    for i, frame in enumerate(frames):
+        assert torch.equal(
+            clip["frames"][i], torch.from_numpy(tf.apply_image(video.read_frame(frame))).permute(2, 0, 1)
+        )
+
+
 def test_mappers_are_deterministic_and_feed_prepare_targets(ytvis: YTVISDataset) -> None:
     mapper = YTVISClipMapper(ytvis.class_index, num_frames=4, min_sizes=(64,))
     a = mapper(ytvis[0], random.Random(5))
