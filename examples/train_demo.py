@@ -67,7 +67,8 @@ COCO_SEED, YTVIS_SEED, CROWDED_SEED, HELDOUT_SEED = 1001, 2002, 3003, 9009
 COCO_IMAGES, YTVIS_VIDEOS, CROWDED_VIDEOS, HELDOUT_VIDEOS = 1500, 300, 600, 20
 CROWDED_MAX_OBJECTS = 6
 MORE_ROUNDS = 2  # rounds of demo_ytvis_crowded_more, each on its own crowded videos (seeds 3004, 3005)
-RANGE30_SEED, POLISH_SEED = 3009, 3011  # the last phases' crowded videos (3008, 3010: discarded experiments)
+RANGE30_SEED, POLISH_SEED, CROP_SEED = 3009, 3011, 3013  # the last phases' crowded videos
+# (3008, 3010, 3012: discarded experiments)
 TEST_SIZE, TEST_WINDOW, TEST_STRIDE = 320, 7, 1
 
 
@@ -89,6 +90,7 @@ PHASES = (
     ("crowded_range20", "demo_ytvis_crowded_range20", _crowded(CROWDED_SEED + MORE_ROUNDS + 2)),
     ("crowded_range30", "demo_ytvis_crowded_range30", _crowded(RANGE30_SEED)),
     ("crowded_polish", "demo_ytvis_crowded_polish", _crowded(POLISH_SEED)),
+    ("crowded_crop", "demo_ytvis_crowded_crop", _crowded(CROP_SEED)),
 )
 HELDOUT = dict(num_videos=HELDOUT_VIDEOS, seed=HELDOUT_SEED)
 
