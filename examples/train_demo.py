@@ -29,7 +29,7 @@ crop phase on fresh videos (0.830) or on videos of same-class pairs (0.821).
 
 Every input is generated from a fixed seed and every run is seeded and single-threaded, so the same command
 gives the same model on the same machine (checked for the crowded phase: two runs of its first iterations wrote
-byte-identical weights; CPU kernels may round differently elsewhere). The bundled weights are the last three
+byte-identical weights; CPU kernels may round differently elsewhere). The bundled weights are the last four
 phases (3000 iterations, LR step at 2400, then three times 2000, LR step at 1600) started from the
 ``crowded_clips5`` model, bundled at commit 3aa3ba4 (the earlier phases' models are at commits 6a1e7b7,
 fddacfa and c5d0cc4), i.e. the ``--start crowded_range20`` command below; they took 55, 36, 35 and 37 minutes,

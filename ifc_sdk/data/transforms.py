@@ -98,6 +98,13 @@ def random_crop_size(
     return rng.randint(min(height, lo), min(height, hi)), rng.randint(min(width, lo), min(width, hi))
 
 
+def random_crop_box(
+    height: int, width: int, crop_h: int, crop_w: int, rng: random.Random
+) -> tuple[int, int, int, int]:
+    """A ``(y0, x0, crop_h, crop_w)`` box at a uniform position inside a ``height x width`` image."""
+    return rng.randint(0, height - crop_h), rng.randint(0, width - crop_w), crop_h, crop_w
+
+
 class _ClipMapper:
     """Shared part of the mappers: reading frames, decoding and transforming masks, building the layout."""
 
@@ -205,9 +212,8 @@ class YTVISClipMapper(_ClipMapper):
         frame_indices = sample_frame_indices(len(video), self.num_frames, self.frame_range, rng)
         crop, (h, w) = None, (video.height, video.width)
         if self.crop_range:  # drawn only when enabled, so recipes without a crop draw what they always drew
-            crop_h, crop_w = random_crop_size(h, w, self.crop_range, rng)
-            crop = (rng.randint(0, h - crop_h), rng.randint(0, w - crop_w), crop_h, crop_w)
-            h, w = crop_h, crop_w
+            crop = random_crop_box(h, w, *random_crop_size(h, w, self.crop_range, rng), rng)
+            h, w = crop[2:]
         size = resized_shape(h, w, rng.choice(self.min_sizes), self.max_size)
         tf = FrameTransform(crop=crop, size=size, hflip=rng.random() < self.flip_prob)
         instances = sorted(
@@ -253,7 +259,7 @@ class COCOClipMapper(_ClipMapper):
         for _ in range(self.num_frames):
             crop = None
             if self.crop_range:
-                crop = (rng.randint(0, h - crop_h), rng.randint(0, w - crop_w), crop_h, crop_w)
+                crop = random_crop_box(h, w, crop_h, crop_w, rng)
             transforms.append(FrameTransform(crop=crop, size=size, hflip=rng.random() < self.flip_prob))
         instances = [i for i in image.instances if not i.iscrowd]
         return self._build(image, [0] * self.num_frames, transforms, instances, list(range(len(instances))))
