@@ -293,7 +293,9 @@ def save_pretrained(model: IFC, out_dir: str | os.PathLike, *, overwrite: bool =
     out_dir = check_output_folder(out_dir, overwrite=overwrite)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     check_finite(state, out_dir)
-    data = safetensors_bytes(state, metadata={"format": "pt", "library": "ifc_sdk"})
+    # One metadata key: safetensors writes several from a hash map, in an order that varies per save, so the
+    # same weights would get different bytes (and sha256s).
+    data = safetensors_bytes(state, metadata={"format": "pt"})
     config = json.dumps(model.config.to_dict(), indent=2) + "\n"
     ensure_dir(out_dir)
     with _folder_lock(out_dir) as locked:
