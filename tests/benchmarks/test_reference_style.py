@@ -74,7 +74,9 @@ def test_ifc_sdk_equals_reference_style(run):
         np.stack([t.class_probs for t in ours.tracks]), out.track_cls.numpy(), rtol=1e-6, atol=1e-8
     )
     mine = np.stack([t.mask_array() for t in ours.tracks])
-    assert int((mine != out.track_masks.numpy()).sum()) == 0
+    # The baseline runs the backbone on the whole video, ifc_sdk per window: on 2 CPU threads every pixel
+    # agrees, on 1 thread one of 4.2M flips (a mask logit within float rounding of 0).
+    assert int((mine != out.track_masks.numpy()).sum()) <= 1e-6 * mine.size
 
 
 def test_track_cap_is_an_error_as_in_the_reference():
