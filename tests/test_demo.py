@@ -41,11 +41,6 @@ def test_bundled_model_segments_held_out_synthetic_videos(tmp_path):
 EXAMPLE = Path(ifc_sdk.__file__).parent / "assets" / "shapes_example.mp4"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16, still open: the two stars of the example share one track (objects of one class are "
-    "merged; see weights_manifest/shapes-demo.json notes)",
-)
 def test_bundled_example_tracks_lie_on_one_object_each():
     """Issue 16: the overlay of the bundled example showed one track over both stars. The example is generator
     seed 90003 (examples/make_example_video.py), so its exact masks are known: every track must cover at most

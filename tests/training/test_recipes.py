@@ -165,9 +165,12 @@ def test_demo_recipes_are_the_two_stages_scaled_down() -> None:
     polish = get_recipe("demo_ytvis_crowded_polish")  # last: the same schedule at 0.3x the LR
     assert dataclasses.replace(polish, name=range30.name, base_lr=1e-4) == range30
     assert polish.base_lr == pytest.approx(3e-5)
-    crop = get_recipe("demo_ytvis_crowded_crop")  # last: the same with one crop box per clip
+    crop = get_recipe("demo_ytvis_crowded_crop")  # then the same with one crop box per clip
     assert dataclasses.replace(crop, name=polish.name, crop=None) == polish
     assert crop.crop == (128, 224)
+    scales = get_recipe("demo_ytvis_crowded_scales")  # last: short sides centred on the test size
+    assert dataclasses.replace(scales, name=crop.name, min_sizes=(224, 256, 288, 320)) == crop
+    assert scales.min_sizes == (256, 288, 320, 352) and scales.test_size == 320
     assert set(RECIPES) == {
         "r50_coco",
         "r101_coco",
@@ -182,6 +185,7 @@ def test_demo_recipes_are_the_two_stages_scaled_down() -> None:
         "demo_ytvis_crowded_range30",
         "demo_ytvis_crowded_polish",
         "demo_ytvis_crowded_crop",
+        "demo_ytvis_crowded_scales",
     }
     for name in ("r50_coco", "r101_coco", "r50_ytvis", "r101_ytvis"):
         assert get_recipe(name).size_divisibility == 0 and not get_recipe(name).calibrate_bn
