@@ -25,10 +25,10 @@ after 6000 + 5000 crowded iterations, 0.795 after a second round of 5000, then 0
 0.832 (worst seed 0.788 instead of 0.739) after 2000 more with each clip cropped to one box of 128-224 px per side
 (objects cut at the box's edges, as they are when they enter or leave), and 0.835 (worst 0.805) after 2000 more
 of that on fresh videos at short sides 256-352 (the last phase; the first that keeps the bundled example's two
-stars in two tracks). Not kept: a round on
-videos where same-class pairs were made to cross in size (0.763), 1500 iterations on clips of 7 frames (the test
-window) instead of the 0.3x-LR phase (0.818), the crop phase at the full LR (0.824), and after it 2000 more of the
-crop phase on fresh videos (0.830) or on videos of same-class pairs (0.821).
+stars in two tracks). Not kept: a round on videos where same-class pairs were made to cross in size (0.763), 1500
+iterations on clips of 7 frames (the test window) instead of the 0.3x-LR phase (0.818), the crop phase at the full
+LR (0.824), and after it 2000 more of the crop phase on fresh videos (0.830) or on videos of same-class pairs
+(0.821).
 
 Every input is generated from a fixed seed and every run is seeded and single-threaded, so the same command
 gives the same bytes on the same machine (checked: two runs of 20 iterations of the last phase wrote files with

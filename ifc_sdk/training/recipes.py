@@ -236,7 +236,7 @@ _DEMO_CROWDED = {
 _DEMO_CLIPS5 = {**_DEMO_CROWDED, "num_frames": 5}
 _DEMO_RANGE30 = {**_DEMO_CLIPS5, "frame_range": 30, "max_iter": 2000, "steps": (1600,)}
 _DEMO_POLISH = {**_DEMO_RANGE30, "base_lr": 3e-5}
-_DEMO_CROP = {**_DEMO_POLISH, "name": "demo_ytvis_crowded_crop", "crop": (128, 224)}
+_DEMO_CROP = {**_DEMO_POLISH, "crop": (128, 224)}
 
 RECIPES: dict[str, Recipe] = {
     # projects/IFC/configs/base_coco.yaml (STEPS (739200,), MAX_ITER 1108800).
@@ -322,7 +322,7 @@ RECIPES: dict[str, Recipe] = {
     # box's edges and their visible size stops telling two same-class objects apart (the bundled example's two
     # stars merged as one left the frame). On 8 validation seeds: 0.824 -> 0.832, worst 0.739 -> 0.788 (at
     # the polish LR; at the range30 LR 0.824).
-    "demo_ytvis_crowded_crop": Recipe(**_DEMO_CROP),
+    "demo_ytvis_crowded_crop": Recipe(**{**_DEMO_CROP, "name": "demo_ytvis_crowded_crop"}),
     # Demo stage 2, last phase, from the demo_ytvis_crowded_crop model: the same on fresh videos at short sides
     # 256-352 instead of 224-320, centred on the test size (320). On 8 validation seeds: 0.832 -> 0.835, worst
     # 0.788 -> 0.805; in the bundled example the first star's track covers 14% of the second star (23% before).
